@@ -1,0 +1,191 @@
+"""Small typed run configurations, loadable from YAML with ``--set key=value`` overrides.
+
+A run directory stores the resolved config, so every run can be repeated from its folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import ConfigError
+
+Task = Literal["intent", "chat", "pretrain"]
+
+# Per-task defaults that differ; everything else is shared.
+TASK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "intent": {"model": {"name": "minilm"}, "strategy": {"name": "full"},
+               "data": {"max_length": 64}},
+    "chat": {"model": {"name": "smollm2"}, "strategy": {"name": "lora"},
+             "data": {"max_length": 1024}},
+    "pretrain": {"model": {"name": "smollm2"}, "strategy": {"name": "lora"},
+                 "data": {"max_length": 256}},
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    train: str | None = None
+    eval: str | None = None
+    format: str = "auto"
+    text_column: str | None = None
+    label_column: str | None = None
+    val_fraction: float = 0.1
+    max_length: int | None = None
+    min_examples_warning: int = 5
+
+
+class ModelConfig(_Section):
+    name: str | None = None
+    pooling: Literal["mean", "cls"] = "mean"
+    dropout: float = 0.1
+    trust_remote_code: bool = False
+
+
+class StrategyConfig(_Section):
+    name: str | None = None
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    target_modules: list[str] | str | None = None
+    num_virtual_tokens: int = 20
+    prompt_init_text: str | None = None
+    freeze_top_k: int = 2
+
+
+class TrainConfig(_Section):
+    epochs: float = 3
+    batch_size: int = 32
+    lr: float | None = None  # None: the strategy's recommended rate
+    head_lr_multiplier: float = 20.0
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    schedule: Literal["one-cycle", "linear", "cosine", "constant"] = "one-cycle"
+    grad_clip: float = 1.0
+    label_smoothing: float = 0.1
+    seed: int = 42
+    patience: int = 2
+    save_every_steps: int = 200
+    num_threads: int | None = None
+    group_by_length: bool = True
+    max_steps: int | None = None
+
+
+class RunConfig(_Section):
+    task: Task = "intent"
+    output: str | None = None
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    strategy: StrategyConfig = StrategyConfig()
+    train: TrainConfig = TrainConfig()
+
+    def resolved(self) -> "RunConfig":
+        """Fill the task's defaults into the fields the user left unset."""
+        cfg = self.model_copy(deep=True)
+        for section, values in TASK_DEFAULTS[cfg.task].items():
+            target = getattr(cfg, section)
+            for key, value in values.items():
+                if getattr(target, key) is None:
+                    setattr(target, key, value)
+        return cfg
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+SECTIONS = ("data", "model", "strategy", "train")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                **cli_values: Any) -> RunConfig:
+    """Build a RunConfig from a YAML file, then CLI flags, then ``--set`` overrides (last wins)."""
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict) and loaded is not None:
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        raw = loaded or {}
+    for dotted, value in cli_values.items():
+        if value is not None:
+            _set_dotted(raw, dotted, value)
+    for item in overrides or []:
+        key, value = parse_override(item)
+        _set_dotted(raw, _qualify(key), value)
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{source}: {field}: {first['msg']}") from None
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``train.lr=1e-4`` → ("train.lr", 0.0001); values are parsed as YAML scalars."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value")
+    key, text = item.split("=", 1)
+    try:
+        value = yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        value = text
+    if isinstance(value, str) and _looks_numeric(text):
+        value = float(text)  # PyYAML reads "1e-4" as a string
+    return key.strip(), value
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _qualify(key: str) -> str:
+    """Allow ``lr=...`` for ``train.lr=...`` when the field name is unambiguous."""
+    if "." in key or key in RunConfig.model_fields:
+        return key
+    owners = [s for s in SECTIONS
+              if key in RunConfig.model_fields[s].annotation.model_fields]  # type: ignore[union-attr]
+    if len(owners) == 1:
+        return f"{owners[0]}.{key}"
+    if not owners:
+        raise ConfigError(f"--set {key}: unknown setting")
+    raise ConfigError(f"--set {key}: ambiguous, write one of " +
+                      ", ".join(f"{s}.{key}" for s in owners))
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def save_config(cfg: RunConfig, path: Path) -> None:
+    path.write_text(cfg.to_yaml(), encoding="utf-8")
+
+
+def read_run_config(run_dir: Path) -> RunConfig:
+    """The resolved config a run was trained with."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise ConfigError(f"{run_dir}: not a dialogtune run (no config.yaml)")
+    return load_config(path)

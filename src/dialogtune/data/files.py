@@ -1,0 +1,23 @@
+"""Reading text files safely: UTF-8 errors located by line, missing files named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import DataError
+
+
+def read_text(path: str | Path) -> str:
+    """Read a UTF-8 file (BOM allowed) or raise a DataError naming the offending line."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", str(path))
+    if path.is_dir():
+        raise DataError("is a folder, expected a file", str(path))
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); re-save the file as UTF-8",
+                        str(path), line) from None

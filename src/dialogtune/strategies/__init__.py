@@ -1,0 +1,60 @@
+"""Fine-tuning strategies: a registry of small ``apply`` functions.
+
+Adding a strategy = one module here defining ``STRATEGY``, one line in ``_MODULES``, one
+config in ``configs/``. The training loop never changes: it trains whatever parameters
+the strategy left with ``requires_grad``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from torch import nn
+
+from ..config import StrategyConfig
+from ..errors import ConfigError
+from .base import Strategy
+
+_MODULES = {
+    "full": "full",
+    "freeze": "freeze",
+    "lora": "lora",
+    "dora": "dora",
+    "ia3": "ia3",
+    "prompt-tuning": "prompt_tuning",
+    "p-tuning": "p_tuning",
+    "prefix-tuning": "prefix_tuning",
+}
+
+
+def get_strategy(name: str) -> Strategy:
+    if name not in _MODULES:
+        raise ConfigError(f"unknown strategy '{name}'; choose one of {', '.join(_MODULES)}")
+    return importlib.import_module(f"{__name__}.{_MODULES[name]}").STRATEGY
+
+
+def names() -> list[str]:
+    return list(_MODULES)
+
+
+def apply_strategy(model: nn.Module, cfg: StrategyConfig, task: str) -> nn.Module:
+    """Return the model prepared for training with ``cfg.name`` (possibly a peft wrapper)."""
+    strategy = get_strategy(cfg.name or "full")
+    if task not in strategy.tasks:
+        raise ConfigError(f"strategy '{strategy.name}' does not support task '{task}'")
+    return strategy.apply(model, cfg, task)
+
+
+def parameter_counts(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts, each shared tensor counted once."""
+    seen, trainable, total = set(), 0, 0
+    for param in model.parameters():
+        if id(param) in seen:
+            continue
+        seen.add(id(param))
+        total += param.numel()
+        trainable += param.numel() if param.requires_grad else 0
+    return trainable, total
+
+
+__all__ = ["Strategy", "apply_strategy", "get_strategy", "names", "parameter_counts"]

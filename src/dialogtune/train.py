@@ -1,0 +1,208 @@
+"""The one training loop, shared by every task and strategy.
+
+It trains the parameters the strategy left trainable, evaluates each epoch, keeps the best
+weights, stops early, checkpoints atomically, resumes exactly, and runs unchanged on one
+process or under ``accelerate launch`` / ``torchrun`` (DDP, FSDP, DeepSpeed configs).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .checkpoint import find_checkpoint, load_checkpoint, load_trainable, save_checkpoint
+from .checkpoint import save_tensors, trainable_state
+from .config import TrainConfig
+from .data.batching import BatchSource
+
+LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
+EvalFn = Callable[[nn.Module], dict[str, float]]
+StepCallback = Callable[[int], None]
+LOG_EVERY = 10
+
+
+@dataclass
+class Objective:
+    """What 'better' means for early stopping: a metric name and its direction."""
+
+    metric: str
+    higher_is_better: bool = True
+
+    def improved(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return value > best if self.higher_is_better else value < best
+
+
+@dataclass
+class FitResult:
+    steps: int
+    train_seconds: float
+    best_epoch: int | None
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    stopped_early: bool = False
+
+
+def lr_lambda(schedule: str, total: int, warmup: int) -> Callable[[int], float]:
+    """Multiplier on the peak rate at ``step``: warm-up then the chosen decay."""
+    def factor(step: int) -> float:
+        if schedule == "constant":
+            return min(1.0, (step + 1) / max(1, warmup))
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        progress = (step - warmup) / max(1, total - warmup)
+        if schedule == "linear":
+            return max(0.0, 1.0 - progress)
+        if schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        # one-cycle: cosine annealing towards 1/1000 of the peak, as in torch's OneCycleLR
+        return 1e-3 + (1 - 1e-3) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+def parameter_groups(model: nn.Module, lr: float, head_lr: float | None,
+                     weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: no decay on biases/norms; the randomly initialised head gets ``head_lr``."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        is_head = head_lr is not None and "classifier" in name
+        decay = param.ndim > 1 and "norm" not in name.lower()
+        groups.setdefault((is_head, decay), []).append(param)
+    return [{"params": params, "lr": head_lr if is_head else lr,
+             "weight_decay": weight_decay if decay else 0.0}
+            for (is_head, decay), params in sorted(groups.items())]
+
+
+class RunLog:
+    """Appends JSON lines to ``train_log.jsonl`` on the main process."""
+
+    def __init__(self, path: Path, enabled: bool):
+        self.path, self.enabled = path, enabled
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.enabled:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+
+def fit(model: nn.Module, batches: BatchSource, loss_fn: LossFn, evaluate: EvalFn | None,
+        cfg: TrainConfig, run_dir: Path, lr: float, head_lr: float | None = None,
+        objective: Objective = Objective("accuracy"), resume: bool = False,
+        callbacks: Iterable[StepCallback] = ()) -> FitResult:
+    """Train ``model`` in place; on return it holds the best (or last) weights."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    accelerator = Accelerator()
+    set_seed(cfg.seed)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    per_epoch = batches.batches_per_epoch(world)
+    total = max(1, math.ceil(cfg.epochs * per_epoch))
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    optimizer = torch.optim.AdamW(parameter_groups(model, lr, head_lr, cfg.weight_decay))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(cfg.schedule, total, int(cfg.warmup_ratio * total)))
+    raw_model = model
+    progress = {"step": 0, "epoch": 0, "batch": 0, "best": None, "best_epoch": None,
+                "bad_epochs": 0, "seconds": 0.0, "best_metrics": {}}
+    checkpoint_dir = run_dir / "checkpoint"
+    found = find_checkpoint(checkpoint_dir) if resume else None
+    if found is not None:
+        progress = load_checkpoint(found, raw_model, optimizer)
+        _restore_schedule(scheduler, progress["step"])
+    model, optimizer = accelerator.prepare(model, optimizer)
+    log = RunLog(run_dir / "train_log.jsonl", accelerator.is_main_process)
+
+    def checkpoint() -> None:
+        if accelerator.is_main_process:
+            save_checkpoint(checkpoint_dir, raw_model, optimizer, progress)
+        accelerator.wait_for_everyone()
+
+    bar = tqdm(total=total, initial=progress["step"], desc="train", unit="step",
+               disable=not accelerator.is_main_process, dynamic_ncols=True)
+    started, stopped_early = time.perf_counter() - progress["seconds"], False
+    while progress["step"] < total and not stopped_early:
+        model.train()
+        plan = batches.plan(progress["epoch"], rank, world)
+        for index in plan[progress["batch"]:]:
+            batch = {k: v.to(accelerator.device) for k, v in batches.collate(index).items()}
+            loss = loss_fn(model, batch)
+            accelerator.backward(loss)
+            if cfg.grad_clip:
+                accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            progress["step"] += 1
+            progress["batch"] += 1
+            progress["seconds"] = time.perf_counter() - started
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}", epoch=progress["epoch"] + 1)
+            if progress["step"] % LOG_EVERY == 0 or progress["step"] == total:
+                log.write({"step": progress["step"], "epoch": progress["epoch"] + 1,
+                           "loss": round(loss.item(), 6), "lr": scheduler.get_last_lr()[0],
+                           "seconds": round(progress["seconds"], 2)})
+            for callback in callbacks:
+                callback(progress["step"])
+            if cfg.save_every_steps and progress["step"] % cfg.save_every_steps == 0:
+                checkpoint()
+            if progress["step"] >= total:
+                break
+        stopped_early = _end_epoch(raw_model, evaluate, objective, cfg, progress, log,
+                                   run_dir, accelerator)
+        checkpoint()
+    bar.close()
+    if progress["best_epoch"] is not None:
+        load_trainable(raw_model, run_dir / "best.safetensors")
+    return FitResult(progress["step"], progress["seconds"], progress["best_epoch"],
+                     progress["best_metrics"], stopped_early)
+
+
+def _end_epoch(model: nn.Module, evaluate: EvalFn | None, objective: Objective,
+               cfg: TrainConfig, progress: dict[str, Any], log: RunLog, run_dir: Path,
+               accelerator) -> bool:
+    """Evaluate, keep the best weights, advance the epoch; True when patience runs out."""
+    epoch = progress["epoch"] + 1
+    progress["epoch"], progress["batch"] = epoch, 0
+    if evaluate is None:
+        return False
+    model.eval()
+    with torch.no_grad():
+        metrics = evaluate(model)
+    model.train()
+    log.write({"epoch": epoch, "step": progress["step"], "eval": metrics})
+    tqdm.write("epoch {}: {}".format(epoch, ", ".join(
+        f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))))
+    value = metrics[objective.metric]
+    if objective.improved(value, progress["best"]):
+        progress.update(best=value, best_epoch=epoch, bad_epochs=0, best_metrics=metrics)
+        if accelerator.is_main_process:
+            save_tensors(trainable_state(model), run_dir / "best.safetensors")
+        accelerator.wait_for_everyone()
+        return False
+    progress["bad_epochs"] += 1
+    return progress["bad_epochs"] >= cfg.patience
+
+
+def _restore_schedule(scheduler: torch.optim.lr_scheduler.LambdaLR, step: int) -> None:
+    """Put a freshly built LambdaLR at ``step`` without replaying the steps."""
+    scheduler.last_epoch = step
+    for group, base, fn in zip(scheduler.optimizer.param_groups, scheduler.base_lrs,
+                               scheduler.lr_lambdas):
+        group["lr"] = base * fn(step)
+    scheduler._last_lr = [g["lr"] for g in scheduler.optimizer.param_groups]

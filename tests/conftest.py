@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny in-process models saved as local HF folders, and small data sets."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+WORDS = ("card arrived lost stolen balance check my account how much money do i have where is "
+         "the new please block it was transfer send to friend pay bill invoice cancel plan "
+         "change upgrade phone internet slow down outage reset router hello hi thanks bye what "
+         "can you help me with order status refund return late delivery password login").split()
+
+INTENT_EXAMPLES = {
+    "card_lost": ["my card was lost", "i lost my card", "card stolen please block it",
+                  "block my stolen card", "lost card help", "my card is stolen",
+                  "please block the card", "where is my lost card"],
+    "balance": ["check my balance", "how much money do i have", "what is my balance",
+                "balance please", "check account balance", "how much is in my account",
+                "my account balance", "show balance"],
+    "transfer": ["transfer money to friend", "send money", "send to my friend",
+                 "transfer to account", "please transfer money", "send money to friend",
+                 "transfer please", "i want to send money"],
+}
+
+
+def _tiny_tokenizer(folder: Path):
+    from transformers import BertTokenizerFast
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(WORDS)]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> str:
+    """A 2-layer BERT with a 60-word vocabulary, saved as a local Hugging Face folder."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    tokenizer = _tiny_tokenizer(folder)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(folder)
+    return str(folder)
+
+
+def write_intent_csv(path: Path, examples: dict[str, list[str]] = INTENT_EXAMPLES,
+                     header=("text", "label")) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for label, texts in examples.items():
+            for text in texts:
+                writer.writerow([text, label])
+    return path
+
+
+@pytest.fixture
+def intent_csv(tmp_path) -> Path:
+    return write_intent_csv(tmp_path / "train.csv")
