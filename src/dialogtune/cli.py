@@ -110,6 +110,16 @@ def predict(
         typer.echo(f"{result['text']}\n  -> {ranked}{flag}")
 
 
+def _register_commands() -> None:
+    from .commands import chat, data, serve
+
+    for module in (data, chat, serve):
+        module.register(app)
+
+
+_register_commands()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: user errors become one line on stderr and exit code 2."""
     logging.basicConfig(level=logging.INFO, format="dialogtune: %(message)s")

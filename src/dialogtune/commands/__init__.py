@@ -1,0 +1,1 @@
+"""CLI verb groups beyond train/eval/predict, each registered on the main app by ``register``."""
