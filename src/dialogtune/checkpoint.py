@@ -54,9 +54,13 @@ def load_trainable(model: nn.Module, path: Path) -> None:
 def write_json_atomic(data: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], list]:
@@ -80,11 +84,15 @@ def save_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optim
     """Write weights, optimizer moments, RNG state and loop progress as one atomic folder."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    save_tensors(trainable_state(model), staging / WEIGHTS)
-    tensors, groups = _flatten_optimizer(optimizer.state_dict())
-    tensors["__torch_rng__"] = torch.get_rng_state()
-    save_tensors(tensors, staging / "optimizer.safetensors")
-    write_json_atomic({"progress": progress, "param_groups": groups}, staging / "state.json")
+    try:
+        save_tensors(trainable_state(model), staging / WEIGHTS)
+        tensors, groups = _flatten_optimizer(optimizer.state_dict())
+        tensors["__torch_rng__"] = torch.get_rng_state()
+        save_tensors(tensors, staging / "optimizer.safetensors")
+        write_json_atomic({"progress": progress, "param_groups": groups}, staging / "state.json")
+    except BaseException:  # a failed write (disk full, interrupt) leaves no half folder behind
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     previous = folder.with_name(folder.name + ".old")
     if folder.exists():
         shutil.rmtree(previous, ignore_errors=True)

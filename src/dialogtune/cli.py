@@ -134,10 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (typer.Abort,):
         return 1
-    except Exception as exc:  # click usage errors
+    except Exception as exc:  # usage errors, from click or from typer's own copy of click
         import click
 
-        if isinstance(exc, click.exceptions.ClickException):
+        if isinstance(exc, (click.exceptions.ClickException, typer.TyperException)):
             exc.show()
             return exc.exit_code
         raise

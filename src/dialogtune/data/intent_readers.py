@@ -99,7 +99,9 @@ def _read_csv(path: Path, text_column: str | None, label_column: str | None) -> 
 
 def _read_jsonl(path: Path, text_column: str | None, label_column: str | None) -> list[Utterance]:
     records = []
-    for number, raw in enumerate(read_text(path).splitlines(), start=1):
+    # Only '\n' ends a JSONL record: str.splitlines() would also split at U+2028, U+0085
+    # and others, which JSON allows unescaped inside strings.
+    for number, raw in enumerate(read_text(path).split("\n"), start=1):
         if not raw.strip():
             continue
         try:

@@ -13,10 +13,13 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int],
                            labels: Sequence[str]) -> dict:
     """Accuracy and macro / micro / weighted precision, recall and F1, plus per-intent rows."""
     ids = list(range(len(labels)))
+    # Averages cover the intents that occur in the data or the predictions (sklearn's own
+    # default): an intent absent from a small test set would otherwise count as F1 = 0.
+    present = sorted({y for y in (*y_true, *y_pred) if 0 <= y < len(labels)})
     result: dict = {"accuracy": float(accuracy_score(y_true, y_pred)), "support": len(y_true)}
     for average in ("macro", "micro", "weighted"):
-        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=ids, average=average,
-                                                     zero_division=0)
+        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=present,
+                                                     average=average, zero_division=0)
         result.update({f"{average}_precision": float(p), f"{average}_recall": float(r),
                        f"{average}_f1": float(f)})
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=ids, average=None,
@@ -43,3 +46,74 @@ def top_confused_pairs(matrix: np.ndarray, labels: Sequence[str], k: int = 15) -
 def perplexity(total_nll: float, tokens: int) -> float:
     """exp(mean negative log-likelihood per token); inf for no tokens."""
     return math.exp(total_nll / tokens) if tokens else float("inf")
+
+
+# --- response generation (chat) -------------------------------------------------------------
+
+def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """sacrebleu corpus BLEU (0-100) of generated replies against one reference each."""
+    import sacrebleu
+
+    if not hypotheses:
+        return 0.0
+    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
+
+
+def _words(text: str) -> list[str]:
+    """Lower-cased word and number tokens; punctuation is not content for ROUGE."""
+    import re
+
+    return re.findall(r"[\w$%.,:/-]*\w", text.lower())
+
+
+def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest common subsequence (dynamic programming, one row kept)."""
+    if len(a) < len(b):
+        a, b = b, a
+    row = [0] * (len(b) + 1)
+    for x in a:
+        previous = 0
+        for j, y in enumerate(b, start=1):
+            current = row[j]
+            row[j] = previous + 1 if x == y else max(row[j], row[j - 1])
+            previous = current
+    return row[-1]
+
+
+def rouge_l(hypothesis: str, reference: str) -> float:
+    """ROUGE-L F1 of one pair: LCS of word tokens, harmonic mean of precision and recall."""
+    hyp, ref = _words(hypothesis), _words(reference)
+    if not hyp or not ref:
+        return float(hyp == ref)
+    lcs = lcs_length(hyp, ref)
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(hyp), lcs / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def mean_rouge_l(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """Mean per-reply ROUGE-L F1 (0-1)."""
+    scores = [rouge_l(h, r) for h, r in zip(hypotheses, references)]
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+def slot_value_recall(hypotheses: Sequence[str], references: Sequence[str],
+                      slot_values: Sequence[Sequence[str]]) -> tuple[float | None, int]:
+    """Share of the user's slot values a good reply repeats that the generated reply repeats.
+
+    For reply i, ``slot_values[i]`` are the ``value`` strings of the slots in the user turns
+    before it. Only values that the reference reply contains count (case-insensitive
+    substring match): those are the ones the reply should carry, e.g. "Amir" in "Sending
+    $20 to Amir". The metric is micro-averaged: (values also in the generated reply) /
+    (values in the reference), over all replies. Returns (recall or None when no reference
+    mentions a value, number of values counted).
+    """
+    wanted = found = 0
+    for hypothesis, reference, values in zip(hypotheses, references, slot_values):
+        hyp, ref = hypothesis.lower(), reference.lower()
+        for value in dict.fromkeys(v.strip().lower() for v in values if v and v.strip()):
+            if value in ref:
+                wanted += 1
+                found += value in hyp
+    return (found / wanted if wanted else None), wanted

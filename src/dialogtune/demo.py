@@ -1,0 +1,78 @@
+"""``make demo``: the main job on the embedded defaults and the project's example domain.
+
+Trains and evaluates an intent classifier (all-MiniLM-L6-v2) on ``examples/``, then
+fine-tunes the embedded chat model (SmolLM2-135M-Instruct) with LoRA on the example
+dialogues, and prints the metrics and where the plots are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import time
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+MARKER = ".dialogtune-demo"
+
+
+def _fresh_output(output: Path) -> None:
+    """Start from an empty demo folder; refuse to wipe a folder the demo did not create."""
+    if output.exists():
+        if not (output / MARKER).exists():
+            raise SystemExit(f"{output} exists and was not made by the demo; choose --output")
+        shutil.rmtree(output)
+    output.mkdir(parents=True)
+    (output / MARKER).write_text("made by python -m dialogtune.demo\n")
+
+
+def run_intent_demo(output: Path, examples: Path = EXAMPLES) -> dict:
+    """Train on the example intents, evaluate on the held-out file, show predictions."""
+    from . import evaluate_run, load_config, train_run
+    from .predictor import Predictor
+
+    run = output / "intent"
+    cfg = load_config(None, None, **{"task": "intent", "output": str(run),
+                                     "data.train": str(examples / "intents_train.csv")})
+    summary = train_run(cfg)
+    metrics = evaluate_run(run, str(examples / "intents_test.csv"),
+                           run / "eval" / "metrics.json")
+    print("\n== Intent classification (minilm, strategy full) ==")
+    print(f"trained {summary['steps']} steps in {summary['train_seconds']:.1f} s "
+          f"on {summary['train_examples']} utterances, {summary['labels']} intents")
+    for key in ("accuracy", "macro_f1", "macro_precision", "macro_recall",
+                "latency_ms_per_utterance"):
+        print(f"  test {key:26s} {metrics[key]:.4f}")
+    for pair in metrics["top_confused_pairs"][:3]:
+        print(f"  confused: {pair['true']} -> {pair['predicted']} ({pair['count']}x)")
+    predictor = Predictor.from_run(run)
+    for text in ("my phone got stolen on the bus", "is there a shop open on sunday?"):
+        best = predictor.classify([text], top_k=1)[0]["intents"][0]
+        print(f"  predict: {text!r} -> {best['intent']} ({best['probability']:.2f})")
+    print(f"  plots: {run / 'training_curves.png'}, {run / 'eval' / 'confusion_matrix.png'}")
+    print(f"  metrics: {run / 'eval' / 'metrics.json'}")
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=Path("runs/demo"))
+    parser.add_argument("--skip-chat", action="store_true", help="only the intent part")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="dialogtune: %(message)s")
+    from .cli import _quiet_libraries
+
+    _quiet_libraries()
+    started = time.perf_counter()
+    _fresh_output(args.output)
+    run_intent_demo(args.output)
+    if not args.skip_chat:
+        from .demo_chat import run_chat_demo
+
+        run_chat_demo(args.output / "chat")
+    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; results in {args.output}")
+
+
+if __name__ == "__main__":
+    main()

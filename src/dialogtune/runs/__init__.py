@@ -1,0 +1,1 @@
+"""Task pipelines: read data, build the model, apply the strategy, train, write the run."""

@@ -1,0 +1,132 @@
+"""Intent training pipeline: data → model → strategy → train → validation → run directory."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate.utils import set_seed
+
+from ..checkpoint import save_tensors, trainable_state, write_json_atomic
+from ..config import RunConfig, save_config
+from ..data.intent import LabelMap, intent_batches
+from ..data.intent_readers import rare_label_warnings, read_intents, stratified_split
+from ..data.quality import fast_check_warnings
+from ..errors import DataError
+from ..evaluate.intent import calibrate_oos_threshold, score_probabilities
+from ..evaluate.plots import plot_training_curves
+from ..models import load_intent_model
+from ..predictor import batched_probabilities
+from ..strategies import apply_strategy, get_strategy, parameter_counts
+from ..train import FitResult, Objective, fit
+from .layout import RunDir
+
+log = logging.getLogger("dialogtune")
+HEAD_LR = 4e-3  # the head starts random: measured to need ~20x the encoder's rate
+
+
+@dataclass
+class IntentData:
+    train: list
+    validation: list
+    labels: LabelMap
+
+
+def load_intent_data(cfg: RunConfig) -> IntentData:
+    """Read training data, hold out a stratified validation split unless one is given."""
+    data = cfg.data
+    if not data.train:
+        raise DataError("no training data given (--data)")
+    records = read_intents(data.train, data.text_column, data.label_column)
+    for warning in rare_label_warnings(records, data.min_examples_warning):
+        log.warning(warning)
+    if data.eval:
+        validation = read_intents(data.eval, data.text_column, data.label_column,
+                                  require_labels=1)
+        train = records
+    else:
+        train, validation = stratified_split(records, data.val_fraction, cfg.train.seed)
+    # exact normalised-text checks only: fast enough for every run; details: data check
+    for warning in fast_check_warnings(records, validation if data.eval else None,
+                                       str(data.train), data.eval and str(data.eval)):
+        log.warning(warning)
+    labels = LabelMap.from_records(train)
+    unseen = sorted({r.label for r in validation} - set(labels.labels))
+    if unseen:
+        log.warning("validation labels absent from training are scored as errors: %s", unseen)
+    return IntentData(train, validation, labels)
+
+
+def intent_loss(label_smoothing: float):
+    def loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        labels = batch.pop("labels")
+        return F.cross_entropy(model(**batch), labels, label_smoothing=label_smoothing)
+    return loss
+
+
+def train_intent(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
+    """Train an intent classifier and write its run directory; returns the run summary."""
+    cfg = cfg.resolved()
+    run = RunDir(Path(cfg.output or "runs/intent"))
+    if not resume:
+        run.check_fresh()
+    run.path.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run.config)
+    data = load_intent_data(cfg)
+    write_json_atomic(data.labels.to_json(), run.label_map)
+    # The head, adapters and prefixes start random: seed before building them, or two runs
+    # with the same seed (or an interrupted run and its uninterrupted twin) diverge.
+    set_seed(cfg.train.seed)
+    model, tokenizer, source = load_intent_model(cfg.model.name, data.labels.labels,
+                                                 cfg.model.pooling, cfg.model.dropout,
+                                                 cfg.model.trust_remote_code)
+    model = apply_strategy(model, cfg.strategy, "intent")
+    trainable, total = parameter_counts(model)
+    log.info("strategy %s: %s trainable of %s parameters (%.2f%%)", cfg.strategy.name,
+             f"{trainable:,}", f"{total:,}", 100 * trainable / total)
+    max_length = cfg.data.max_length or 64
+    batches = intent_batches(tokenizer, data.train, data.labels, max_length,
+                             cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
+
+    def validate(m) -> dict:
+        probs = batched_probabilities(m, tokenizer, [r.text for r in data.validation], max_length)
+        scores = score_probabilities(probs, data.validation, data.labels)
+        return {k: scores[k] for k in ("accuracy", "macro_f1", "macro_precision", "macro_recall")}
+
+    lr = cfg.train.lr or get_strategy(cfg.strategy.name).learning_rate("intent")
+    result = fit(model, batches, intent_loss(cfg.train.label_smoothing),
+                 validate if data.validation else None, cfg.train, run.path, lr, HEAD_LR,
+                 Objective("accuracy"), resume, callbacks)
+    return _write_intent_run(run, model, tokenizer, data, cfg, result, trainable, total,
+                             max_length, source)
+
+
+def _write_intent_run(run: RunDir, model, tokenizer, data: IntentData, cfg: RunConfig,
+                      result: FitResult, trainable: int, total: int, max_length: int,
+                      source: str) -> dict:
+    from accelerate import PartialState
+
+    summary = {"task": "intent", "model": cfg.model.name, "model_source": source,
+               "strategy": cfg.strategy.name, "trainable_parameters": trainable,
+               "total_parameters": total, "train_examples": len(data.train),
+               "validation_examples": len(data.validation), "labels": len(data.labels),
+               "steps": result.steps, "train_seconds": round(result.train_seconds, 2),
+               "best_epoch": result.best_epoch, "stopped_early": result.stopped_early}
+    if data.validation:
+        probs = batched_probabilities(model, tokenizer, [r.text for r in data.validation],
+                                      max_length)
+        summary["oos_threshold"] = calibrate_oos_threshold(probs, data.validation, data.labels)
+    if not PartialState().is_main_process:
+        return summary
+    save_tensors(trainable_state(model), run.weights, metadata={"strategy": cfg.strategy.name})
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base.config.save_pretrained(run.path)  # config.json carries id2label / label2id
+    metrics = {"validation": result.best_metrics, **{k: summary[k] for k in (
+        "train_seconds", "trainable_parameters", "total_parameters", "steps")}}
+    write_json_atomic(metrics, run.metrics)
+    write_json_atomic(summary, run.summary)
+    plot_training_curves(run.log, run.curves)
+    return summary

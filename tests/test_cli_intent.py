@@ -1,0 +1,118 @@
+"""The intent workflow through the command line: train → eval → predict, and its errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from dialogtune.cli import main
+
+from conftest import INTENT_EXAMPLES
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The machine is shared: one intra-op thread is faster than two contending ones."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def error_line(err: str) -> str:
+    """The single 'error: ...' line a user error prints, with no traceback around it."""
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_train_eval_predict(tiny_bert, intent_csv, tmp_path, capsys):
+    run, out = tmp_path / "run", tmp_path / "out"
+    args = ["train", "--task", "intent", "--data", str(intent_csv), "--output", str(run),
+            "--model", tiny_bert, "--epochs", "2", "--set", "train.batch_size=4"]
+    assert main(args) == 0
+    for name in ("config.yaml", "label_map.json", "train_log.jsonl", "metrics.json",
+                 "model.safetensors", "training_curves.png"):
+        assert (run / name).is_file(), name
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["task"] == "intent" and summary["strategy"] == "full"
+    assert summary["steps"] == 2 * 6  # 21 training examples in batches of 4, two epochs
+    assert json.loads((run / "label_map.json").read_text())["labels"] == sorted(INTENT_EXAMPLES)
+    assert "validation" in json.loads((run / "metrics.json").read_text())
+    assert (run / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+    assert main(["eval", str(run), "--data", str(intent_csv),
+                 "--output", str(out / "metrics.json")]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("accuracy", "macro_f1", "macro_precision", "macro_recall", "per_intent",
+                "top_confused_pairs", "latency_ms_per_utterance"):
+        assert key in metrics, key
+    assert set(metrics["per_intent"]) == set(INTENT_EXAMPLES)
+    assert sum(v["support"] for v in metrics["per_intent"].values()) == 24
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["latency_ms_per_utterance"] > 0
+    assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    matrix = json.loads((out / "confusion_matrix.json").read_text())
+    assert matrix["labels"] == sorted(INTENT_EXAMPLES)
+    assert sum(map(sum, matrix["matrix"])) == 24
+    printed = capsys.readouterr().out
+    assert f"wrote {out / 'metrics.json'}" in printed
+
+    assert main(["predict", str(run), "lost card", "check my balance", "--json",
+                 "--top-k", "2"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["text"] for r in results] == ["lost card", "check my balance"]
+    for result in results:
+        assert len(result["intents"]) == 2
+        assert {i["intent"] for i in result["intents"]} <= set(INTENT_EXAMPLES)
+        first, second = (i["probability"] for i in result["intents"])
+        assert 1.0 >= first >= second >= 0.0
+        assert isinstance(result["out_of_scope"], bool)
+
+    # the run exists now: training into it again without --resume is refused
+    assert main(args) == 2
+    assert "already holds a run" in error_line(capsys.readouterr().err)
+    # --resume continues from the run's own config (nothing left to do here)
+    assert main(["train", "--output", str(run), "--resume"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 12
+
+
+def test_bad_data_is_one_line_with_file_and_line(tiny_bert, tmp_path, capsys):
+    data = tmp_path / "bad.csv"
+    data.write_text("text,label\nlost card,card_lost\nsend money,transfer,oops\n")
+    code = main(["train", "--data", str(data), "--output", str(tmp_path / "run"),
+                 "--model", tiny_bert])
+    assert code == 2
+    line = error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: {data}:3: malformed row")
+
+
+def test_non_utf8_data(tiny_bert, tmp_path, capsys):
+    data = tmp_path / "latin1.csv"
+    data.write_bytes("text,label\nlost card,card\ncafé,food\n".encode("latin-1"))
+    assert main(["train", "--data", str(data), "--output", str(tmp_path / "run"),
+                 "--model", tiny_bert]) == 2
+    assert error_line(capsys.readouterr().err).startswith(f"error: {data}:3: not valid UTF-8")
+
+
+def test_unknown_model_offline(intent_csv, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    name = "no-such-org/no-such-model-dialogtune"
+    assert main(["train", "--data", str(intent_csv), "--output", str(tmp_path / "run"),
+                 "--model", name]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert f"model '{name}'" in line and "minilm" in line and "offline" in line
+
+
+def test_eval_and_predict_errors(tmp_path, intent_csv, capsys):
+    assert main(["eval", str(tmp_path), "--data", str(intent_csv)]) == 2
+    assert "not a dialogtune run" in error_line(capsys.readouterr().err)
+    assert main(["predict", str(tmp_path), "hello"]) == 2
+    assert "not a dialogtune run" in error_line(capsys.readouterr().err)
+
+
+def test_usage_error_exit_code(capsys):
+    assert main(["train", "--no-such-flag"]) == 2
+    assert "no-such-flag" in capsys.readouterr().err
