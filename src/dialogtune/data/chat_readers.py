@@ -6,12 +6,11 @@ the first bad one raises a DataError with file, line and field.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from .files import read_text
+from .files import jsonl_lines, parse_json, read_text
 from .records import Dialogue, Message
 
 FORMATS = ("chat", "sharegpt", "alpaca")
@@ -26,20 +25,9 @@ def iter_json_records(path: str | Path) -> list[tuple[int, Any]]:
     text = read_text(path)
     stripped = text.lstrip()
     if path.suffix.lower() == ".json" and stripped.startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"malformed JSON: {exc.msg}", str(path), exc.lineno) from None
+        items = parse_json(text, path, None)
         return list(enumerate(items, start=1))
-    records = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            records.append((number, json.loads(raw)))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"malformed JSON: {exc.msg}", str(path), number) from None
-    return records
+    return [(number, parse_json(raw, path, number)) for number, raw in jsonl_lines(text)]
 
 
 def detect_format(obj: Any) -> str | None:

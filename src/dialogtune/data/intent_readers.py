@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import Counter
 from pathlib import Path
 
 from ..errors import DataError
-from .files import read_text
+from .files import jsonl_lines, parse_json, read_text
 from .records import Utterance
 
 TEXT_COLUMNS = ("text", "utterance", "sentence")
@@ -99,15 +98,8 @@ def _read_csv(path: Path, text_column: str | None, label_column: str | None) -> 
 
 def _read_jsonl(path: Path, text_column: str | None, label_column: str | None) -> list[Utterance]:
     records = []
-    # Only '\n' ends a JSONL record: str.splitlines() would also split at U+2028, U+0085
-    # and others, which JSON allows unescaped inside strings.
-    for number, raw in enumerate(read_text(path).split("\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"malformed JSON: {exc.msg}", str(path), number) from None
+    for number, raw in jsonl_lines(read_text(path)):
+        obj = parse_json(raw, path, number)
         if not isinstance(obj, dict):
             raise DataError("expected a JSON object per line", str(path), number)
         keys = list(obj)

@@ -1,0 +1,81 @@
+"""``dialogtune data fix``: decide what to drop or redact (pure), then write a cleaned copy.
+
+Always dropped, because training would stop on them: rows that cannot be read and empty
+utterances. On request: exact duplicates (the first occurrence is kept), conflicting
+texts (every copy: which label is right is a person's call), and personal data (replaced
+by placeholders such as [EMAIL]; slot offsets into a redacted turn are not moved).
+Near duplicates are reported by ``check`` but never dropped: they are often legitimate
+paraphrases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import dialogue_quality as dq
+from . import quality as q
+from .lenient import Loaded, read_lenient
+from .pii import redact
+from .writers import (ensure_writable, map_dialogue_texts, refuse_same_file, with_text,
+                      write_like)
+
+
+@dataclass
+class FixOptions:
+    dedupe: bool = False
+    drop_conflicts: bool = False
+    redact_pii: bool = False
+
+
+def plan_fix(loaded: Loaded, options: FixOptions) -> tuple[list, dict]:
+    """(raw records to write, changes) where changes maps each action to its lines."""
+    intent = loaded.kind == "intent"
+    entries = q.utterance_entries(loaded.utterances) if intent else \
+        dq.dialogue_entries(loaded.dialogues)
+    changes: dict = {"unreadable": [m["line"] for m in loaded.malformed],
+                     "empty": [r.line for r in loaded.utterances if not r.text.strip()]}
+    if options.dedupe:
+        changes["duplicates"] = sorted(line for group in q.exact_duplicates(entries)
+                                       for line in group["lines"][1:])
+    if options.drop_conflicts:
+        clashes = q.conflicts(entries if intent else dq.reply_entries(loaded.dialogues))
+        changes["conflicts"] = sorted(line for c in clashes for line in c["lines"])
+    dropped = {line for key in ("empty", "duplicates", "conflicts")
+               for line in changes.get(key, [])}
+    raws, redacted = [], {}
+    for record, raw in zip(loaded.records, loaded.raws):
+        if record.line in dropped:
+            continue
+        if options.redact_pii:
+            raw = _redact_record(loaded, record, raw, redacted)
+        raws.append(raw)
+    if options.redact_pii:
+        changes["redacted"] = {kind: sorted(set(lines)) for kind, lines in redacted.items()}
+    changes["kept"] = len(raws)
+    return raws, changes
+
+
+def _redact_record(loaded: Loaded, record, raw, redacted: dict):
+    """The raw record with personal data replaced; ``redacted`` collects kind → lines."""
+    def change(text: str) -> str:
+        clean, matches = redact(text)
+        for match in matches:
+            redacted.setdefault(match.kind, []).append(record.line)
+        return clean
+
+    if loaded.kind == "intent":
+        clean = change(record.text)
+        return with_text(loaded, raw, clean) if clean != record.text else raw
+    return map_dialogue_texts(raw, loaded.format, change)
+
+
+def fix_file(source: str | Path, target: str | Path, options: FixOptions,
+             text_column: str | None = None, label_column: str | None = None) -> dict:
+    """Write the cleaned copy of ``source`` to ``target`` (never in place); returns changes."""
+    refuse_same_file(source, target)
+    loaded = read_lenient(source, text_column, label_column)
+    ensure_writable(loaded)
+    raws, changes = plan_fix(loaded, options)
+    write_like(loaded, raws, target)
+    return changes

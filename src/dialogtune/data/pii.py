@@ -1,0 +1,135 @@
+"""Personal data in utterances: e-mail addresses, phone numbers, payment cards and IBANs.
+
+Numbers are only reported when they pass the check a real one must pass (Luhn for cards,
+mod 97 for IBANs) or look like a dialled number, so order numbers, amounts and years stay
+quiet. Detection order matters: IBANs and cards claim their digits before phone numbers
+look, so a card is never reported twice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+KINDS = ("email", "iban", "card", "phone")
+PLACEHOLDERS = {"email": "[EMAIL]", "iban": "[IBAN]", "card": "[CARD]", "phone": "[PHONE]"}
+
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b")
+_IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{1,4}){3,8}\b")
+_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+_PHONE = re.compile(r"(?<![\w+])(?:\+|00)?(?:\(?\d{1,4}\)?[ .-]?){1,2}\d{2,4}(?:[ .-]?\d{2,4}){1,3}"
+                    r"(?![\w])")
+_THOUSANDS = re.compile(r"\d{1,3}(?:[ .,]\d{3})+")
+_DATE = re.compile(r"\d{4}[-.]\d{1,2}[-.]\d{1,2}|\d{1,2}[-.]\d{1,2}[-.]\d{4}")
+
+
+@dataclass(frozen=True)
+class PiiMatch:
+    """One piece of personal data: its kind and its span in the text."""
+
+    kind: str
+    start: int
+    end: int
+    value: str
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn checksum every payment card number satisfies."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def iban_valid(candidate: str) -> bool:
+    """ISO 13616: 15-34 characters, country letters, and the mod-97 remainder 1."""
+    iban = candidate.replace(" ", "").upper()
+    if not 15 <= len(iban) <= 34 or not iban[:2].isalpha() or not iban[2:4].isdigit():
+        return False
+    if not iban.isalnum() or not iban.isascii():
+        return False
+    rearranged = iban[4:] + iban[:4]
+    number = "".join(str(int(ch, 36)) for ch in rearranged)
+    return int(number) % 97 == 1
+
+
+def _ibans(text: str) -> list[PiiMatch]:
+    """Greedy matches are shortened group by group until one passes the checksum."""
+    found = []
+    for match in _IBAN.finditer(text):
+        value = match.group()
+        while len(value.replace(" ", "")) >= 15:
+            if iban_valid(value):
+                start = match.start()
+                found.append(PiiMatch("iban", start, start + len(value), value))
+                break
+            cut = value.rfind(" ")
+            value = value[:cut] if cut > 4 else value[:-1]
+    return found
+
+
+def _cards(text: str) -> list[PiiMatch]:
+    found = []
+    for match in _CARD.finditer(text):
+        digits = re.sub(r"[ -]", "", match.group())
+        if 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_valid(digits):
+            found.append(PiiMatch("card", match.start(), match.end(), match.group()))
+    return found
+
+
+def _looks_like_phone(value: str) -> bool:
+    """A dialled number: 9-15 digits, and an international prefix, brackets or grouping.
+
+    A bare run of digits is an order or account number as often as a phone number, so it
+    only counts with a leading + / 00; thousands-grouped amounts and dates never count.
+    """
+    digits = re.sub(r"\D", "", value)
+    if not 9 <= len(digits) <= 15:
+        return False
+    if _THOUSANDS.fullmatch(value) or _DATE.fullmatch(value):
+        return False
+    international = value.startswith(("+", "00"))
+    grouped = bool(re.search(r"\d[ .-]\d", value)) or "(" in value
+    if not (international or grouped):
+        return False
+    if international or "(" in value:
+        return True
+    return value[0] == "0" or len(digits) == 10 or bool(re.search(r"\d-\d", value))
+
+
+def _phones(text: str) -> list[PiiMatch]:
+    found = []
+    for match in _PHONE.finditer(text):
+        value = match.group().rstrip(" .-")
+        if _looks_like_phone(value):
+            found.append(PiiMatch("phone", match.start(), match.start() + len(value), value))
+    return found
+
+
+def find_pii(text: str) -> list[PiiMatch]:
+    """Every piece of personal data in ``text``, in text order, without overlaps."""
+    taken: list[PiiMatch] = []
+    masked = text
+    for finder in (_emails, _ibans, _cards, _phones):
+        for match in finder(masked):
+            taken.append(PiiMatch(match.kind, match.start, match.end,
+                                  text[match.start:match.end]))
+            # blank out claimed characters so later finders cannot reuse them
+            masked = masked[:match.start] + "#" * (match.end - match.start) + masked[match.end:]
+    return sorted(taken, key=lambda m: m.start)
+
+
+def _emails(text: str) -> list[PiiMatch]:
+    return [PiiMatch("email", m.start(), m.end(), m.group()) for m in _EMAIL.finditer(text)]
+
+
+def redact(text: str) -> tuple[str, list[PiiMatch]]:
+    """``text`` with each piece of personal data replaced by a placeholder like [CARD]."""
+    matches = find_pii(text)
+    for match in reversed(matches):
+        text = text[:match.start] + PLACEHOLDERS[match.kind] + text[match.end:]
+    return text, matches

@@ -1,0 +1,90 @@
+"""Import of Rasa NLU training data (YAML) as intent utterances, with file line numbers.
+
+Rasa writes examples as a literal block of "- " items under each intent::
+
+    nlu:
+    - intent: greet
+      examples: |
+        - hi
+        - fly to [Paris](city)
+
+Entity annotations are stripped to their surface text ("fly to Paris"), because intent
+classification only needs the words. Other Rasa sections (synonym, regex, lookup) carry
+no labelled utterances and are skipped. The YAML is composed (not just loaded) so every
+example keeps the line it sits on.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from ..errors import DataError
+from .files import read_text
+from .records import Utterance
+
+# [surface](entity), [surface](entity:value), [surface]{"entity": ...}, [surface]{...}[...]
+ENTITY = re.compile(r"\[([^\]\n]*)\](?:\([^)\n]*\)|\{[^}\n]*\})+")
+
+
+def strip_entities(text: str) -> str:
+    """"book [Paris](city) for [two]{"entity": "n"}" → "book Paris for two"."""
+    return ENTITY.sub(lambda m: m.group(1), text)
+
+
+def read_rasa(path: str | Path) -> list[Utterance]:
+    """Every example of every ``- intent:`` block, labelled with the intent's name."""
+    path = Path(path)
+    try:
+        root = yaml.compose(read_text(path), Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise DataError(f"malformed YAML: {getattr(exc, 'problem', None) or exc}", str(path),
+                        mark.line + 1 if mark else None) from None
+    nlu = _mapping_get(root, "nlu")
+    if not isinstance(nlu, yaml.SequenceNode):
+        raise DataError("not Rasa NLU data: expected a top-level 'nlu:' list", str(path))
+    records = []
+    for block in nlu.value:
+        intent = _mapping_get(block, "intent")
+        if not isinstance(intent, yaml.ScalarNode):
+            continue  # synonym / regex / lookup blocks
+        examples = _mapping_get(block, "examples")
+        if examples is None:
+            raise DataError(f"intent '{intent.value}' has no examples", str(path),
+                            intent.start_mark.line + 1)
+        label = str(intent.value).strip()
+        records += [Utterance(text, label, line, str(path)) for line, text in _examples(examples)]
+    if not records:
+        raise DataError("no intent examples found", str(path))
+    return records
+
+
+def _mapping_get(node, key: str):
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for k, v in node.value:
+        if isinstance(k, yaml.ScalarNode) and k.value == key:
+            return v
+    return None
+
+
+def _examples(node) -> list[tuple[int, str]]:
+    """(line, text) of each "- " item: a literal block (Rasa 2/3) or a YAML list."""
+    if isinstance(node, yaml.SequenceNode):
+        return [(item.start_mark.line + 1, strip_entities(str(item.value)).strip())
+                for item in node.value if isinstance(item, yaml.ScalarNode)]
+    if not isinstance(node, yaml.ScalarNode):
+        return []
+    # a block scalar starts on the line after its "|" indicator
+    first = node.start_mark.line + 2 if node.style in ("|", ">") else node.start_mark.line + 1
+    found = []
+    for offset, raw in enumerate(str(node.value).split("\n")):
+        item = raw.strip()
+        if item.startswith("- ") or item == "-":
+            text = strip_entities(item[1:]).strip()
+            if text:
+                found.append((first + offset, text))
+    return found

@@ -1,0 +1,184 @@
+"""Showing a ``data check`` report: a rich terminal summary and a self-contained HTML page.
+
+Both read the report dict only (never the data), so what a person sees is exactly what
+the JSON report holds. Every finding is shown as where (``line`` / ``lines``) and what
+(its text), the two things needed to go and fix it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+HTML_ROWS = 500  # per section; the JSON report holds all of them
+
+
+def sections(report: dict) -> list[tuple[str, str, list[dict]]]:
+    """(key in ``counts``, title, findings) in the order a person should read them."""
+    dup, leak = report["duplicates"], report["leakage"]
+    items = [("malformed", "Malformed rows", report["malformed"]),
+             ("empty", "Empty utterances / turns", report["empty"]),
+             ("exact_duplicates", "Exact duplicates (extra copies)", dup["exact"]),
+             ("near_duplicates", f"Near duplicates (≥ {dup['near_threshold']})", dup["near"]),
+             ("conflicts", "Conflicts", report["conflicts"]),
+             ("leakage_exact", "Leakage into test: exact", leak["exact"]),
+             ("leakage_near", "Leakage into test: near", leak["near"]),
+             ("pii", "Personal data (PII)", report["pii"]),
+             ("over_max_length", "Over the model's maximum length", report["lengths"]["over_max"])]
+    if report["kind"] == "intent":
+        items.append(("labels_under_minimum", "Labels under the minimum count",
+                      (report["imbalance"] or {}).get("under_minimum", [])))
+    for kind, found in (report.get("dialogues") or {}).items():
+        if kind not in ("empty_turns", "too_long"):  # shown above as empty / over maximum
+            items.append((f"dialogues_{kind}", "Dialogues: " + kind.replace("_", " "), found))
+    return items
+
+
+def where(finding: dict) -> str:
+    """"line 12", "lines 3, 9" or "label x": where to look."""
+    return safe(_where(finding))
+
+
+def _where(finding: dict) -> str:
+    if "lines" in finding and not finding["lines"]:
+        return ""
+    if "lines" in finding and len(finding["lines"]) == 1:
+        return f"line {finding['lines'][0]}"
+    if "lines" in finding:
+        return "lines " + ", ".join(str(n) for n in finding["lines"][:6]) + (
+            ", …" if len(finding["lines"]) > 6 else "")
+    if finding.get("line") is not None:
+        turn = f" turn {finding['turn']}" if "turn" in finding else ""
+        return f"line {finding['line']}{turn}"
+    return f"label {finding['label']}" if "label" in finding else ""
+
+
+def what(finding: dict) -> str:
+    """The text involved, with the detail that explains the finding."""
+    if "texts" in finding:
+        text = " ↔ ".join(finding["texts"]) + f"  ({finding['similarity']})"
+    elif "test_text" in finding:
+        text = f"{finding['text']} ↔ test line {finding['test_line']}: {finding['test_text']}"
+    elif "labels" in finding and isinstance(finding["labels"], dict):
+        text = f"{finding['text']}  → {', '.join(finding['labels'])}"
+    elif "kind" in finding and "match" in finding:
+        text = f"{finding['kind']}: {finding['match']}"
+    elif "message" in finding:
+        text = finding["message"]
+    elif "count" in finding and "label" in finding and "text" not in finding:
+        text = f"{finding['label']}: {finding['count']} example(s)"
+    else:
+        text = str(finding.get("text", ""))
+    return safe(text)
+
+
+def safe(text: str, limit: int = 160) -> str:
+    """One printable line: lone surrogates replaced, long texts shortened."""
+    text = " ".join(str(text).encode("utf-8", "replace").decode("utf-8").split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def print_summary(report: dict, console: Console | None = None, examples: int = 3) -> None:
+    """The findings table, then labels and lengths: a readable answer in one screen."""
+    console = console or Console()
+    test = f"; test {safe(report['test_file'])} ({report['test_records']:,})" \
+        if report.get("test_file") else ""
+    console.print(Text(f"{safe(report['file'])}: {report['kind']} data, {report['format']}, "
+                       f"{report['records']:,} records{test}", style="bold"))
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("Finding")
+    table.add_column("Count", justify="right")
+    table.add_column("Examples")
+    for key, title, found in sections(report):
+        count = report["counts"].get(key, len(found))
+        shown = Text("\n".join(f"{where(f)}: {what(f)}" for f in found[:examples]))
+        table.add_row(title, Text(str(count), style="red" if count else "green"), shown)
+    console.print(table)
+    for line in _footer(report):
+        console.print(Text(line))
+
+
+def _footer(report: dict) -> list[str]:
+    lines = []
+    imbalance = report.get("imbalance")
+    if imbalance:
+        lines.append(f"labels: {len(report['label_counts'])}, imbalance {imbalance['ratio']}× "
+                     f"(max {safe(imbalance['max']['label'])} {imbalance['max']['count']}, "
+                     f"min {safe(imbalance['min']['label'])} {imbalance['min']['count']})")
+    lengths = report["lengths"]
+    for unit in ("chars", "tokens"):
+        stats = lengths.get(unit)
+        if stats:
+            model = f" ({report['model']}, max {lengths['max_length']})" if unit == "tokens" else ""
+            lines.append(f"{unit}{model}: p50 {stats['p50']:g}, p95 {stats['p95']:g}, "
+                         f"p99 {stats['p99']:g}, max {stats['max']}")
+    if report.get("note"):
+        lines.append(f"note: {safe(report['note'])}")
+    return lines
+
+
+def write_json(report: dict, path: str | Path) -> None:
+    """The report as JSON; lone surrogates from odd input are kept as JSON escapes."""
+    with open(path, "w", encoding="utf-8", errors="backslashreplace") as handle:
+        json.dump(report, handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+table{border-collapse:collapse;width:100%;margin-bottom:1.5em}
+td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top;font-size:14px}
+th{background:#f4f4f4}.zero{color:#2a7}.some{color:#c33;font-weight:bold}
+.bar{background:#69c;height:10px;display:inline-block}"""
+
+
+def render_html(report: dict) -> str:
+    """A single self-contained page: counts, then one table per finding kind."""
+    e = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>data check: "
+             f"{e(safe(report['file']))}</title><style>{_CSS}</style></head><body>",
+             f"<h1>data check: {e(safe(report['file']))}</h1>",
+             f"<p>{e(report['kind'])} data, {e(report['format'])}, {report['records']:,} "
+             f"records. {e(' · '.join(_footer(report)))}</p>", "<table><tr><th>Finding</th>"
+             "<th>Count</th></tr>"]
+    found_sections = sections(report)
+    for key, title, found in found_sections:
+        count = report["counts"].get(key, len(found))
+        css = "some" if count else "zero"
+        parts.append(f"<tr><td><a href='#{key}'>{e(title)}</a></td>"
+                     f"<td class='{css}'>{count}</td></tr>")
+    parts.append("</table>")
+    for key, title, found in found_sections:
+        if found:
+            parts.append(_html_section(key, title, found))
+    parts.append(_html_labels(report.get("label_counts") or {}))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _html_section(key: str, title: str, found: list[dict]) -> str:
+    e = html.escape
+    rows = "".join(f"<tr><td>{e(where(f))}</td><td>{e(what(f))}</td></tr>"
+                   for f in found[:HTML_ROWS])
+    more = f"<p>{len(found) - HTML_ROWS} more in the JSON report.</p>" \
+        if len(found) > HTML_ROWS else ""
+    return (f"<h2 id='{key}'>{e(title)} ({len(found)})</h2><table><tr><th>Where</th>"
+            f"<th>What</th></tr>{rows}</table>{more}")
+
+
+def _html_labels(counts: dict[str, int]) -> str:
+    if not counts:
+        return ""
+    top = max(counts.values())
+    rows = "".join(f"<tr><td>{html.escape(safe(label))}</td><td>{n}</td><td><span class='bar' "
+                   f"style='width:{int(300 * n / top)}px'></span></td></tr>"
+                   for label, n in counts.items())
+    return f"<h2 id='labels'>Examples per label</h2><table>{rows}</table>"
+
+
+def write_html(report: dict, path: str | Path) -> None:
+    Path(path).write_text(render_html(report), encoding="utf-8", errors="backslashreplace")

@@ -1,0 +1,109 @@
+"""Writing records back to disk: the input's own format (fix, split, sample) or a chosen one.
+
+Files are written to a temporary sibling and renamed, so an interrupted write never
+leaves half a file behind. Lone surrogates (which JSON escapes can smuggle into strings)
+are written as JSON escapes rather than crashing the UTF-8 encoder.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..errors import DataError
+from .lenient import Loaded
+
+
+def refuse_same_file(source: str | Path, target: str | Path) -> None:
+    """Never overwrite the input: a cleaned copy must leave the original to compare."""
+    source, target = Path(source), Path(target)
+    if target.exists() and source.resolve() == target.resolve():
+        raise DataError("the output is the input file; write the result to a new file",
+                        str(target))
+
+
+def _atomic_write(path: str | Path, write) -> None:
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    with open(temp, "w", encoding="utf-8", errors="backslashreplace", newline="") as handle:
+        write(handle)
+    os.replace(temp, path)
+
+
+def write_csv(path: str | Path, header: list[str], rows: Iterable[list[str]]) -> None:
+    def write(handle):
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    _atomic_write(path, write)
+
+
+def write_jsonl(path: str | Path, objects: Iterable[Any]) -> None:
+    def write(handle):
+        for obj in objects:
+            handle.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    _atomic_write(path, write)
+
+
+def write_json_array(path: str | Path, objects: Iterable[Any]) -> None:
+    def write(handle):
+        json.dump(list(objects), handle, ensure_ascii=False, indent=2)
+        handle.write("\n")
+    _atomic_write(path, write)
+
+
+def ensure_writable(loaded: Loaded) -> None:
+    """Rasa YAML is read, never written: say how to get a writable copy."""
+    if loaded.container == "yaml":
+        raise DataError("Rasa YAML is import-only; convert it first: dialogtune data convert "
+                        f"{loaded.path} --to csv --output FILE", loaded.path)
+
+
+def write_like(loaded: Loaded, raws: list[Any], path: str | Path) -> None:
+    """Write raw rows/objects in ``loaded``'s own container (CSV, JSONL or a JSON list)."""
+    ensure_writable(loaded)
+    if loaded.container == "csv":
+        write_csv(path, loaded.header or [], raws)
+    elif loaded.container == "array":
+        write_json_array(path, raws)
+    else:
+        write_jsonl(path, raws)
+
+
+def with_text(loaded: Loaded, raw: Any, text: str) -> Any:
+    """An intent row/object with its text replaced (other columns kept)."""
+    if isinstance(raw, list):
+        row = list(raw)
+        row[loaded.header.index(loaded.text_key)] = text
+        return row
+    key = loaded.text_key if loaded.text_key in raw else next(
+        k for k in ("text", "utterance", "sentence") if k in raw)
+    return {**raw, key: text}
+
+
+# The fields holding turn text in each dialogue format, for redaction in place.
+TEXT_FIELDS = {"chat": ("messages", "content"), "sharegpt": ("conversations", "value")}
+
+
+def map_dialogue_texts(raw: dict, fmt: str, change) -> dict:
+    """A copy of a raw dialogue object with ``change`` applied to every turn's text."""
+    out = copy.deepcopy(raw)
+    if fmt in TEXT_FIELDS:
+        listing, key = TEXT_FIELDS[fmt]
+        for item in out.get(listing, []):
+            if isinstance(item, dict) and isinstance(item.get(key), str):
+                item[key] = change(item[key])
+    fields = ("system",) if fmt != "alpaca" else ("system", "instruction", "input", "output")
+    for name in fields:
+        if isinstance(out.get(name), str):
+            out[name] = change(out[name])
+    if fmt == "alpaca" and isinstance(out.get("history"), list):
+        out["history"] = [[change(t) if isinstance(t, str) else t for t in pair]
+                          if isinstance(pair, list) else pair for pair in out["history"]]
+    return out
