@@ -66,6 +66,6 @@ def plot_confusion_matrix(matrix: np.ndarray, labels: list[str], out_path: Path)
     fig.colorbar(image, ax=ax, fraction=0.03, label="share of the true intent")
     ax.set_title("Confusion matrix (rows normalised)")
     fig.tight_layout()
-    fig.savefig(out_path, dpi=110)
+    fig.savefig(out_path, dpi=110 if n <= 40 else 160)  # small labels need pixels
     plt.close(fig)
     return out_path

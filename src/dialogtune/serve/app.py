@@ -1,0 +1,103 @@
+"""The HTTP routes: OpenAI-compatible chat, intents, feedback, health and the web chat.
+
+Routes only: every decision is made in ``service.DialogueService`` (and the modules it
+uses), which the tests also reach directly.
+"""
+
+from __future__ import annotations
+
+import hmac
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI, Header
+from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+
+from .errors import APIError, BodyLimitMiddleware, install_error_handlers
+from .schemas import (ChatCompletion, ChatCompletionRequest, FeedbackRequest,
+                      FeedbackResponse, IntentRequest, IntentResponse, ModelList)
+from .service import DialogueService
+from .settings import ServeSettings
+
+STATIC = Path(__file__).parent / "static"
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def bearer_check(api_key: str | None):
+    """A dependency refusing requests without ``Authorization: Bearer <api_key>`` (401)."""
+    expected = (api_key or "").encode()
+
+    async def check(authorization: str | None = Header(None)) -> None:
+        if not api_key:
+            return
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
+                                                                 expected):
+            raise APIError(401, "invalid or missing API key (send 'Authorization: Bearer KEY')",
+                           "invalid_api_key")
+
+    return check
+
+
+def create_app(settings: ServeSettings | None = None, intent_predictor=None,
+               chat_predictor=None) -> FastAPI:
+    """The ASGI app for the given models; either may be None (its routes then answer 404)."""
+    settings = settings or ServeSettings()
+    service = DialogueService(settings, intent_predictor, chat_predictor)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    app = FastAPI(title="dialogtune", version="0.1.0", lifespan=lifespan)
+    app.state.service = service
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(_v1_routes(service, settings))
+    _page_routes(app, service)
+    return app
+
+
+def _v1_routes(service: DialogueService, settings: ServeSettings) -> APIRouter:
+    router = APIRouter(prefix="/v1", dependencies=[Depends(bearer_check(settings.api_key))])
+
+    @router.get("/models", response_model=ModelList)
+    async def models():
+        return service.models()
+
+    @router.post("/chat/completions", response_model=ChatCompletion,
+                 responses={200: {"content": {"text/event-stream": {}}}})
+    async def chat_completions(request: ChatCompletionRequest):
+        if not request.stream:
+            return await service.complete(request)
+        pending = await service.prepare(request)
+        usage = bool(request.stream_options and request.stream_options.include_usage)
+        return StreamingResponse(service.stream(pending, usage), headers=SSE_HEADERS,
+                                 media_type="text/event-stream")
+
+    @router.post("/intents", response_model=IntentResponse)
+    async def intents(request: IntentRequest):
+        return await service.classify(request)
+
+    @router.post("/feedback", response_model=FeedbackResponse)
+    async def feedback(request: FeedbackRequest):
+        return await service.feedback(request)
+
+    return router
+
+
+def _page_routes(app: FastAPI, service: DialogueService) -> None:
+    @app.get("/health")
+    async def health():
+        return service.health()
+
+    @app.get("/", include_in_schema=False)
+    async def index():
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")

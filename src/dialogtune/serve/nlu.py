@@ -1,0 +1,78 @@
+"""Intent reading for the server: batched probabilities → ranked intents with a fallback.
+
+The out-of-scope rule lives here so the intents route and the chat pipeline agree on it:
+when the best probability is under the threshold, the reported intent is the fallback
+intent (e.g. ``out_of_scope``) and ``out_of_scope`` is true; the ranking is still returned.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .workers import MicroBatcher
+
+
+def torch_threads(count: int | None) -> Callable[[], None]:
+    """A setup step giving the calling thread ``count`` torch threads (None: all cores).
+
+    torch's thread count is per OS thread (new threads start from the last value set), so
+    each worker sets its own: one thread for short utterances (lower latency when the cores
+    are shared with generation), all cores for generation.
+    """
+    wanted = count or os.cpu_count() or 1
+
+    def apply() -> None:
+        torch.set_num_threads(wanted)  # also the default of threads started after this
+
+    return apply
+
+
+def intent_model_name(predictor) -> str:
+    """A stable, human-readable name for an intent run (its folder name)."""
+    output = getattr(getattr(predictor, "config", None), "output", None)
+    return Path(output).name if output else "intent"
+
+
+class IntentEngine:
+    """Classifies utterances through a micro-batching worker thread."""
+
+    def __init__(self, predictor, threshold: float | None, fallback_intent: str,
+                 max_batch: int = 64, threads: int | None = 1):
+        self.predictor, self.fallback_intent = predictor, fallback_intent
+        self.threshold = threshold if threshold is not None else predictor.oos_threshold
+        self.labels: list[str] = list(predictor.labels.labels)
+        self.name = intent_model_name(predictor)
+        self._batcher = MicroBatcher(self._probabilities, max_batch, torch_threads(threads))
+
+    def start(self) -> None:
+        self._batcher.start()
+
+    def stop(self) -> None:
+        self._batcher.stop()
+
+    def _probabilities(self, texts: list[str]) -> list[np.ndarray]:
+        """One forward pass for a micro-batch (runs on the batcher thread)."""
+        with torch.inference_mode():
+            return list(self.predictor.probabilities(texts))
+
+    async def read(self, texts: list[str], top_k: int) -> list[dict]:
+        """Ranked intents for each text: intent, confidence, out_of_scope, intents, latency."""
+        started = time.perf_counter()
+        rows = await self._batcher.submit(list(texts))
+        latency_ms = (time.perf_counter() - started) * 1000
+        return [self.rank(text, row, top_k, latency_ms) for text, row in zip(texts, rows)]
+
+    def rank(self, text: str, row: np.ndarray, top_k: int, latency_ms: float = 0.0) -> dict:
+        best = np.argsort(-row)[:max(1, top_k)]
+        ranked = [{"intent": self.labels[i], "probability": float(row[i])} for i in best]
+        confidence = ranked[0]["probability"]
+        oos = self.threshold is not None and confidence < self.threshold
+        return {"text": text, "intent": self.fallback_intent if oos else ranked[0]["intent"],
+                "confidence": confidence, "out_of_scope": bool(oos), "intents": ranked,
+                "latency_ms": round(latency_ms, 3)}

@@ -1,0 +1,106 @@
+"""Starting the server: load the models, build the app, run uvicorn (foreground or thread).
+
+uvicorn handles SIGTERM/SIGINT itself: it stops accepting connections, lets in-flight
+requests finish (their exchanges are committed to the log as they complete), then runs the
+app's shutdown, which drains the workers and checkpoints the SQLite WAL.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger("dialogtune.serve")
+
+
+def check_safe_source(source: str | Path) -> None:
+    """Refuse what could run code on load: remote code, or pickle-only weight folders.
+
+    A run's own weights are always safetensors; its base model (or a plain model folder
+    given as ``--chat``) must have safetensors weights too. Aliases and hub ids pass.
+    """
+    from ..config import read_run_config
+    from ..errors import DialogtuneError
+
+    path = Path(source)
+    if (path / "config.yaml").exists():
+        cfg = read_run_config(path)
+        if cfg.model.trust_remote_code:
+            raise DialogtuneError(f"{path}: the run needs trust_remote_code, which the server "
+                                  "refuses (it would execute code from the model folder)")
+        return check_safe_source(cfg.model.name) if cfg.model.name else None
+    if path.is_dir() and not any(path.glob("*.safetensors")) and (
+            any(path.glob("*.bin")) or any(path.glob("*.pt"))):
+        raise DialogtuneError(f"{path}: only safetensors weights are served (found pickle "
+                              "weights); convert the model with save_pretrained")
+
+
+def load_models(intent_run: str | Path | None, chat: str | Path | None):
+    """(intent Predictor | None, ChatPredictor | None), each loaded once, safe sources only."""
+    from ..chat_predictor import ChatPredictor
+    from ..predictor import Predictor
+
+    for source in (intent_run, chat):
+        if source:
+            check_safe_source(source)
+    intent = Predictor.from_run(intent_run) if intent_run else None
+    chat_model = ChatPredictor.load(chat) if chat else None
+    return intent, chat_model
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run_server(settings, intent_predictor=None, chat_predictor=None) -> None:
+    """Serve in the foreground until SIGTERM/SIGINT."""
+    import uvicorn
+
+    from .app import create_app
+
+    if not is_loopback(settings.host) and not settings.api_key:
+        log.warning("listening on %s without --api-key: anyone who can reach this machine "
+                    "can use the models", settings.host)
+    app = create_app(settings, intent_predictor, chat_predictor)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
+                            timeout_graceful_shutdown=120, server_header=False)
+    uvicorn.Server(config).run()
+
+
+class BackgroundServer:
+    """Run an app with uvicorn on a free loopback port in a thread (tests, embedding).
+
+    ``with BackgroundServer(app) as server: httpx.get(server.url + "/health")``
+    """
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
+        import uvicorn
+
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, daemon=True,
+                                        name="dialogtune-uvicorn")
+        self.url = ""
+
+    def __enter__(self) -> "BackgroundServer":
+        self._thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.02)
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.server.should_exit = True
+        self._thread.join(30)

@@ -1,0 +1,214 @@
+"""Request and response models on the wire: the OpenAI chat format plus dialogtune's own.
+
+Requests ignore unknown fields (OpenAI clients send many optional ones) but validate the
+ones the server acts on, so a bad value is a 400 with the field named, never a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ChatMessage(_Request):
+    """One chat turn; list-of-parts content (``[{"type": "text", ...}]``) is joined to text."""
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[dict[str, Any]] | None = ""
+
+    @field_validator("content")
+    @classmethod
+    def _flatten(cls, value):
+        if value is None:
+            return ""
+        if isinstance(value, list):
+            if any(part.get("type") != "text" for part in value):
+                raise ValueError("only text content parts are supported")
+            return "".join(str(part.get("text", "")) for part in value)
+        return value
+
+    def as_dict(self) -> dict[str, str]:
+        role = "system" if self.role == "developer" else self.role
+        return {"role": role, "content": self.content}
+
+
+class StreamOptions(_Request):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(_Request):
+    """``POST /v1/chat/completions``; ``model`` is accepted and answered by the loaded model."""
+
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int = Field(1, ge=1, le=1)
+
+    @field_validator("stop")
+    @classmethod
+    def _stops(cls, value):
+        stops = [value] if isinstance(value, str) else list(value or [])
+        if len(stops) > 4 or any(not s for s in stops):
+            raise ValueError("stop takes up to 4 non-empty strings")
+        return stops
+
+    def token_budget(self, default: int) -> int:
+        return self.max_completion_tokens or self.max_tokens or default
+
+
+class IntentRequest(_Request):
+    """``POST /v1/intents`` with exactly one of ``text`` or ``texts``."""
+
+    text: str | None = None
+    texts: list[str] | None = None
+    top_k: int | None = Field(None, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _one_of(self):
+        if (self.text is None) == (self.texts is None):
+            raise ValueError("give exactly one of 'text' or 'texts'")
+        if self.texts is not None and not self.texts:
+            raise ValueError("'texts' is empty")
+        return self
+
+    def items(self) -> list[str]:
+        return [self.text] if self.text is not None else list(self.texts or [])
+
+
+class FeedbackRequest(_Request):
+    """``POST /v1/feedback``: a thumbs up/down and/or a correction for one logged exchange."""
+
+    completion_id: str = Field(min_length=1, max_length=200)
+    rating: Literal["up", "down"] | None = None
+    corrected_reply: str | None = None
+    corrected_intent: str | None = Field(None, max_length=200)
+    comment: str | None = Field(None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not (self.rating or self.corrected_reply or self.corrected_intent):
+            raise ValueError("give a rating, a corrected_reply or a corrected_intent")
+        return self
+
+
+class RankedIntent(BaseModel):
+    intent: str
+    probability: float
+
+
+class IntentResult(BaseModel):
+    id: str
+    text: str
+    intent: str
+    confidence: float
+    out_of_scope: bool
+    intents: list[RankedIntent]
+    latency_ms: float
+
+
+class IntentResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    threshold: float | None
+    data: list[IntentResult]
+
+
+class TurnIntent(BaseModel):
+    """The NLU reading of a chat request's last user turn, sent beside the reply."""
+
+    intent: str | None = None
+    confidence: float | None = None
+    out_of_scope: bool = False
+    fallback: bool = False
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ReplyMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class Choice(BaseModel):
+    index: int = 0
+    message: ReplyMessage
+    finish_reason: Literal["stop", "length"]
+    logprobs: None = None
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    dialogtune: TurnIntent
+
+
+class Delta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: Delta
+    finish_reason: Literal["stop", "length"] | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+    dialogtune: TurnIntent | None = None
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "dialogtune"
+    task: Literal["chat", "intent"]
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class FeedbackResponse(BaseModel):
+    object: Literal["feedback"] = "feedback"
+    id: int
+    completion_id: str
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

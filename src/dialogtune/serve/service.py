@@ -1,0 +1,285 @@
+"""The dialogue pipeline behind the routes: limits, NLU, generation, logging, feedback.
+
+A chat request's last user turn is classified first (when an intent model is loaded); an
+out-of-scope turn gets the configured fallback reply instead of a generation. Each answered
+exchange is committed to the log before the client sees the end of its response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from .errors import APIError, error_body
+from .nlu import IntentEngine, torch_threads
+from .schemas import ChatCompletionRequest, FeedbackRequest, IntentRequest
+from .settings import ServeSettings
+from .store import ConversationStore, Exchange
+from .workers import GenerationJob, GenerationWorker, QueueFull
+
+log = logging.getLogger("dialogtune.serve")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def sse(payload: dict | str) -> str:
+    """One server-sent event carrying JSON (or the literal ``[DONE]``)."""
+    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    return f"data: {data}\n\n"
+
+
+@dataclass
+class PendingReply:
+    """A validated chat request whose reply is queued (``job``) or fixed (``fallback``)."""
+
+    id: str
+    created: int
+    started: float
+    messages: list[dict]
+    options: dict
+    turn: dict
+    job: GenerationJob | None = None
+    fallback: str | None = None
+
+
+class DialogueService:
+    """Owns the models' workers and the log; one per app, started by its lifespan."""
+
+    def __init__(self, settings: ServeSettings, intent_predictor=None, chat_predictor=None):
+        self.settings, self.chat = settings, chat_predictor
+        self.intents = (IntentEngine(intent_predictor, settings.oos_threshold,
+                                     settings.fallback_intent, settings.intent_batch_size,
+                                     settings.intent_threads)
+                        if intent_predictor is not None else None)
+        self.worker = (GenerationWorker(chat_predictor, settings.max_queue,
+                                        torch_threads(settings.generation_threads))
+                       if chat_predictor is not None else None)
+        self.store: ConversationStore | None = None
+        self.created = int(time.time())
+
+    def start(self) -> None:
+        if self.settings.log_db:
+            self.store = ConversationStore(self.settings.log_db)
+        for part in (self.intents, self.worker):
+            if part is not None:
+                part.start()
+
+    def stop(self) -> None:
+        """Finish queued work, then flush and close the log."""
+        for part in (self.worker, self.intents):
+            if part is not None:
+                part.stop()
+        if self.store is not None:
+            self.store.close()
+
+    def health(self) -> dict:
+        return {"status": "ok", "chat": self.chat.name if self.chat else None,
+                "intent": self.intents.name if self.intents else None,
+                "log": self.store is not None,
+                "queued": self.worker.pending if self.worker else 0}
+
+    def models(self) -> dict:
+        cards = []
+        if self.chat is not None:
+            cards.append({"id": str(self.chat.name), "task": "chat", "created": self.created})
+        if self.intents is not None:
+            cards.append({"id": self.intents.name, "task": "intent", "created": self.created})
+        return {"object": "list", "data": [{**c, "object": "model", "owned_by": "dialogtune"}
+                                           for c in cards]}
+
+    # --- intents ---------------------------------------------------------------------
+
+    async def classify(self, request: IntentRequest) -> dict:
+        """Ranked intents for each text; each result gets an id for feedback."""
+        if self.intents is None:
+            raise APIError(404, "no intent model is loaded (start the server with --intent RUN)",
+                           "model_not_found")
+        texts = request.items()
+        self._check_texts(texts)
+        results = await self.intents.read(texts, request.top_k or self.settings.top_k)
+        rows = []
+        for result in results:
+            result["id"] = new_id("intent")
+            rows.append(Exchange(result["id"], "intent", [{"role": "user", "content":
+                                                           result["text"]}],
+                                 model=self.intents.name, intent=result["intent"],
+                                 confidence=result["confidence"],
+                                 out_of_scope=result["out_of_scope"],
+                                 latency_ms=result["latency_ms"]))
+        await self._log(rows)
+        return {"object": "list", "model": self.intents.name,
+                "threshold": self.intents.threshold, "data": results}
+
+    def _check_texts(self, texts: list[str]) -> None:
+        if len(texts) > self.settings.max_texts:
+            raise APIError(400, f"at most {self.settings.max_texts} texts per request",
+                           "too_many_texts", "texts")
+        if sum(len(t) for t in texts) > self.settings.max_chars:
+            raise APIError(400, f"texts exceed {self.settings.max_chars} characters",
+                           "too_many_characters", "texts")
+
+    # --- chat ------------------------------------------------------------------------
+
+    async def prepare(self, request: ChatCompletionRequest) -> PendingReply:
+        """Validate limits, read the user's turn and queue the generation (or fall back)."""
+        if self.worker is None:
+            raise APIError(404, "no chat model is loaded (start the server with --chat RUN)",
+                           "model_not_found", "model")
+        messages = [m.as_dict() for m in request.messages]
+        options = self._options(request, messages)
+        turn = await self.read_turn(messages)
+        pending = PendingReply(new_id("chatcmpl"), int(time.time()), time.perf_counter(),
+                               messages, options, turn)
+        if turn["out_of_scope"] and self.settings.fallback_reply:
+            pending.fallback, turn["fallback"] = self.settings.fallback_reply, True
+            return pending
+        try:
+            pending.job = self.worker.submit(messages, **options)
+        except QueueFull:
+            raise APIError(429, "the server is busy: too many requests are waiting; retry",
+                           "queue_full") from None
+        return pending
+
+    def _options(self, request: ChatCompletionRequest, messages: list[dict]) -> dict:
+        limits = self.settings
+        if len(messages) > limits.max_messages:
+            raise APIError(400, f"at most {limits.max_messages} messages per request",
+                           "too_many_messages", "messages")
+        if sum(len(m["content"]) for m in messages) > limits.max_chars:
+            raise APIError(400, f"messages exceed {limits.max_chars} characters",
+                           "too_many_characters", "messages")
+        max_tokens = request.token_budget(min(limits.default_max_tokens,
+                                              limits.max_tokens_limit))
+        if max_tokens > limits.max_tokens_limit:
+            raise APIError(400, f"max_tokens is limited to {limits.max_tokens_limit}",
+                           "max_tokens_too_large", "max_tokens")
+        return {"max_new_tokens": max_tokens, "temperature": request.temperature,
+                "top_p": request.top_p, "stop": request.stop or None, "seed": request.seed}
+
+    async def read_turn(self, messages: list[dict]) -> dict:
+        """Intent and confidence of the last user turn (nulls without an intent model)."""
+        users = [m["content"] for m in messages if m["role"] == "user"]
+        if self.intents is None or not users:
+            return {"intent": None, "confidence": None, "out_of_scope": False, "fallback": False}
+        (result,) = await self.intents.read(users[-1:], 1)
+        return {"intent": result["intent"], "confidence": result["confidence"],
+                "out_of_scope": result["out_of_scope"], "fallback": False}
+
+    async def complete(self, request: ChatCompletionRequest) -> dict:
+        """A whole ``chat.completion``, logged before it is returned."""
+        pending = await self.prepare(request)
+        try:
+            reply = pending.fallback or "".join([p async for p in pending.job.stream()])
+        finally:
+            if pending.job is not None:
+                pending.job.cancelled.set()
+        usage = self.usage(pending, reply)
+        await self._log_chat(pending, reply)
+        return {"id": pending.id, "object": "chat.completion", "created": pending.created,
+                "model": str(self.chat.name),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
+                             "finish_reason": self._finish(pending, usage), "logprobs": None}],
+                "usage": usage, "dialogtune": pending.turn}
+
+    async def stream(self, pending: PendingReply, include_usage: bool = False
+                     ) -> AsyncIterator[str]:
+        """``chat.completion.chunk`` events, the last content chunk, then ``[DONE]``."""
+        pieces: list[str] = []
+        try:
+            yield sse(self._chunk(pending, {"role": "assistant", "content": ""}, None, True))
+            source = [pending.fallback] if pending.fallback else pending.job.stream()
+            async for piece in _aiter(source):
+                pieces.append(piece)
+                yield sse(self._chunk(pending, {"content": piece}))
+            reply = "".join(pieces)
+            usage = self.usage(pending, reply)
+            await self._log_chat(pending, reply)
+            yield sse(self._chunk(pending, {}, self._finish(pending, usage), True))
+            if include_usage:
+                yield sse({**self._chunk(pending, {}), "choices": [], "usage": usage})
+            yield sse("[DONE]")
+        except Exception as exc:  # headers are sent: report in-band, as OpenAI does
+            log.exception("generation failed: %s", exc)
+            yield sse(error_body(500, f"generation failed: {exc}", "generation_error"))
+        finally:
+            if pending.job is not None:
+                pending.job.cancelled.set()
+
+    def _chunk(self, pending: PendingReply, delta: dict, finish: str | None = None,
+               with_turn: bool = False) -> dict:
+        chunk = {"id": pending.id, "object": "chat.completion.chunk",
+                 "created": pending.created, "model": str(self.chat.name),
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
+                              "logprobs": None}]}
+        if with_turn:
+            chunk["dialogtune"] = pending.turn
+        return chunk
+
+    def usage(self, pending: PendingReply, reply: str) -> dict:
+        prompt = _count_prompt(self.chat.tokenizer, pending.messages)
+        completion = len(self.chat.tokenizer(reply, add_special_tokens=False)["input_ids"])
+        return {"prompt_tokens": prompt, "completion_tokens": completion,
+                "total_tokens": prompt + completion}
+
+    @staticmethod
+    def _finish(pending: PendingReply, usage: dict) -> str:
+        if pending.fallback is None and usage["completion_tokens"] >= \
+                pending.options["max_new_tokens"]:
+            return "length"
+        return "stop"
+
+    # --- log and feedback ---------------------------------------------------------------
+
+    async def _log_chat(self, pending: PendingReply, reply: str) -> None:
+        turn = pending.turn
+        await self._log([Exchange(
+            pending.id, "chat", pending.messages, reply, str(self.chat.name), turn["intent"],
+            turn["confidence"], turn["out_of_scope"], turn["fallback"],
+            round((time.perf_counter() - pending.started) * 1000, 3), pending.options)])
+
+    async def _log(self, rows: list[Exchange]) -> None:
+        if self.store is not None and rows:
+            await asyncio.to_thread(self.store.log_many, rows)
+
+    async def feedback(self, request: FeedbackRequest) -> dict:
+        """Record a rating or correction for a logged exchange (404 for an unknown id)."""
+        if self.store is None:
+            raise APIError(400, "feedback needs the conversation log: start the server with "
+                           "--log-db FILE", "logging_disabled")
+        try:
+            row_id = await asyncio.to_thread(
+                self.store.add_feedback, request.completion_id, request.rating,
+                request.corrected_reply, request.corrected_intent, request.comment)
+        except KeyError:
+            raise APIError(404, f"no logged exchange with id '{request.completion_id}'",
+                           "unknown_completion_id", "completion_id") from None
+        return {"object": "feedback", "id": row_id, "completion_id": request.completion_id}
+
+
+async def _aiter(source) -> AsyncIterator[str]:
+    """Iterate a list or an async iterator alike."""
+    if hasattr(source, "__aiter__"):
+        async for item in source:
+            yield item
+    else:
+        for item in source:
+            yield item
+
+
+def _count_prompt(tokenizer, messages: list[dict]) -> int:
+    """Prompt tokens as the chat template renders them (plain text count as a fallback)."""
+    try:
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, dict) or hasattr(ids, "input_ids"):
+            ids = ids["input_ids"]
+        return len(ids)
+    except Exception:  # no template: count the contents
+        text = "\n".join(m["content"] for m in messages)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -1,0 +1,172 @@
+"""Background workers that own the models, so concurrent HTTP clients queue instead of racing.
+
+* ``GenerationWorker``: one thread generates replies one request at a time, in arrival
+  order (on CPU, parallel generations only slow each other down); a bounded queue turns
+  overload into a 429 instead of unbounded memory.
+* ``MicroBatcher``: one thread classifies utterances; whatever requests arrived while the
+  previous forward pass ran are classified together in the next one, so a lone request
+  never waits and a crowd shares forward passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+_DONE = object()
+
+
+@dataclass
+class GenerationJob:
+    """One queued generation; pieces travel back to the request's event loop."""
+
+    messages: list[dict]
+    options: dict
+    loop: asyncio.AbstractEventLoop
+    pieces: asyncio.Queue = field(default_factory=asyncio.Queue)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def send(self, item: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.pieces.put_nowait, item)
+        except RuntimeError:  # the loop is gone: nobody is listening any more
+            self.cancelled.set()
+
+    async def stream(self) -> AsyncIterator[str]:
+        """Reply pieces as they are generated; re-raises a generation error."""
+        while True:
+            item = await self.pieces.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+
+class QueueFull(Exception):
+    """Too many generation requests are waiting."""
+
+
+class GenerationWorker:
+    """A single thread running ``chat.stream`` for queued jobs, first come first served."""
+
+    def __init__(self, chat, max_queue: int = 256, prepare: Callable[[], None] | None = None):
+        self.chat, self.prepare = chat, prepare  # prepare: run before each job (thread setup)
+        self._jobs: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._thread = threading.Thread(target=self._run, name="dialogtune-generate",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        return self._jobs.qsize()
+
+    def submit(self, messages: list[dict], **options) -> GenerationJob:
+        """Queue a generation; QueueFull when ``max_queue`` jobs are already waiting."""
+        job = GenerationJob(messages, options, asyncio.get_running_loop())
+        try:
+            self._jobs.put_nowait(job)
+        except queue.Full:
+            raise QueueFull from None
+        return job
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            self._generate(job)
+
+    def _generate(self, job: GenerationJob) -> None:
+        try:
+            if job.cancelled.is_set():
+                return
+            if self.prepare is not None:
+                self.prepare()
+            pieces = self.chat.stream(job.messages, **job.options)
+            for piece in pieces:
+                if job.cancelled.is_set():  # client went away: free the worker
+                    pieces.close()
+                    break
+                if piece:
+                    job.send(piece)
+        except Exception as exc:  # reported to the waiting request, worker keeps going
+            job.send(exc)
+        finally:
+            job.send(_DONE)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the queued jobs, then end the thread."""
+        if self._thread.is_alive():
+            self._jobs.put(None, timeout=timeout)
+            self._thread.join(timeout)
+
+
+class MicroBatcher:
+    """Runs ``fn(items) -> results`` (one result per item) on batches of waiting requests."""
+
+    def __init__(self, fn: Callable[[list], list], max_batch: int = 64,
+                 prepare: Callable[[], None] | None = None):
+        self.fn, self.max_batch, self.prepare = fn, max_batch, prepare  # prepare: once, on start
+        self._requests: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="dialogtune-batch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    async def submit(self, items: list) -> list:
+        """The results for ``items``, computed in a batch with other waiting requests."""
+        future = asyncio.get_running_loop().create_future()
+        self._requests.put((items, future))
+        return await future
+
+    def _run(self) -> None:
+        if self.prepare is not None:
+            self.prepare()
+        while (first := self._requests.get()) is not None:
+            batch, size, last = [first], len(first[0]), False
+            while size < self.max_batch:
+                try:
+                    item = self._requests.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    last = True
+                    break
+                batch.append(item)
+                size += len(item[0])
+            self._answer(batch)
+            if last:
+                return
+
+    def _answer(self, batch: list) -> None:
+        items = [x for request, _ in batch for x in request]
+        try:
+            results, error = self.fn(items), None
+        except Exception as exc:
+            results, error = [], exc
+        start = 0
+        for request, future in batch:
+            part = results[start:start + len(request)]
+            start += len(request)
+            try:
+                future.get_loop().call_soon_threadsafe(_settle, future, part, error)
+            except RuntimeError:  # that request's event loop has closed
+                pass
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self._thread.is_alive():
+            self._requests.put(None)
+            self._thread.join(timeout)
+
+
+def _settle(future: asyncio.Future, result: list, error: Exception | None) -> None:
+    if future.done():  # the request was cancelled meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
