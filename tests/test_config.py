@@ -147,3 +147,9 @@ def test_save_and_read_run_config_round_trip(tmp_path):
     assert read_run_config(tmp_path) == cfg
     with pytest.raises(ConfigError, match="not a dialogtune run"):
         read_run_config(tmp_path / "elsewhere")
+
+
+def test_intent_epochs_default_is_measured_two_unless_the_user_sets_it():
+    assert load_config(None, None, task="intent").resolved().train.epochs == 2
+    assert load_config(None, ["train.epochs=3"], task="intent").resolved().train.epochs == 3
+    assert load_config(None, None, task="chat").resolved().train.epochs == 3

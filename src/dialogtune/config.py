@@ -17,8 +17,10 @@ Task = Literal["intent", "chat", "pretrain"]
 
 # Per-task defaults that differ; everything else is shared.
 TASK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    # 2 epochs: measured on BANKING77 (benchmarks/RESULTS.md), test accuracy 0.931 vs 0.936
+    # for 3 epochs, in two thirds of the time.
     "intent": {"model": {"name": "minilm"}, "strategy": {"name": "full"},
-               "data": {"max_length": 64}},
+               "data": {"max_length": 64}, "train": {"epochs": 2}},
     "chat": {"model": {"name": "smollm2"}, "strategy": {"name": "lora"},
              "data": {"max_length": 1024}},
     "pretrain": {"model": {"name": "smollm2"}, "strategy": {"name": "lora"},
@@ -91,7 +93,7 @@ class RunConfig(_Section):
         for section, values in TASK_DEFAULTS[cfg.task].items():
             target = getattr(cfg, section)
             for key, value in values.items():
-                if getattr(target, key) is None:
+                if key not in target.model_fields_set or getattr(target, key) is None:
                     setattr(target, key, value)
         return cfg
 
