@@ -39,6 +39,18 @@ def _tiny_tokenizer(folder: Path):
     return tokenizer
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: the machine is shared (two contending threads are slower than
+    one), and equal thread counts keep float sums in the same order across runs."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> str:
     """A 2-layer BERT with a 60-word vocabulary, saved as a local Hugging Face folder."""

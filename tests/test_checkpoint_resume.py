@@ -29,13 +29,7 @@ PROBE = ["lost card help", "how much money do i have", "send money to my friend"
          "hello", "block my card and check balance please"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Same thread count in every run: float sums must happen in the same order."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_config(run: Path, data: Path, model: str, *overrides: str):

@@ -5,20 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from dialogtune.cli import main
 
 from conftest import INTENT_EXAMPLES
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The machine is shared: one intra-op thread is faster than two contending ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def error_line(err: str) -> str:

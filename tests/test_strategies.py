@@ -19,13 +19,7 @@ from conftest import INTENT_EXAMPLES
 LABELS = sorted(INTENT_EXAMPLES)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The machine is shared: one intra-op thread is faster than two contending ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _lora(name: str) -> bool:
