@@ -33,7 +33,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_config(run: Path, data: Path, model: str, *overrides: str):
-    return load_config(None, ["train.batch_size=4", "train.epochs=2", *overrides], **{
+    # min_steps=0: step counts below follow epochs x batches exactly
+    return load_config(None, ["train.batch_size=4", "train.epochs=2", "train.min_steps=0",
+                              *overrides], **{
         "data.train": str(data), "model.name": model, "output": str(run)})
 
 
@@ -272,3 +274,15 @@ def test_run_resumes_from_old_checkpoint(tiny_bert, intent_csv, tmp_path):
     assert seen_steps == [3, 4, 5, 6] and summary["steps"] == 6
     assert not (run / "checkpoint.old").exists() and (run / "checkpoint").exists()
     assert not [p for p in run.iterdir() if p.name.startswith(".")]
+
+
+def test_small_data_trains_at_least_min_steps(tmp_path, intent_csv, tiny_bert):
+    """21 examples in batches of 4 make 6 steps an epoch: min_steps stretches the run."""
+    cfg = run_config(tmp_path / "run", intent_csv, tiny_bert, "train.epochs=1",
+                     "train.min_steps=15", "train.patience=10", "train.save_every_steps=0")
+    summary = train_intent(cfg)
+    assert summary["steps"] == 15
+    epochs = [json.loads(line)["epoch"] for line in
+              (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
+              if "eval" in json.loads(line)]
+    assert epochs == [1, 2, 3]

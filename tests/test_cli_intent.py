@@ -25,7 +25,8 @@ def error_line(err: str) -> str:
 def test_train_eval_predict(tiny_bert, intent_csv, tmp_path, capsys):
     run, out = tmp_path / "run", tmp_path / "out"
     args = ["train", "--task", "intent", "--data", str(intent_csv), "--output", str(run),
-            "--model", tiny_bert, "--epochs", "2", "--set", "train.batch_size=4"]
+            "--model", tiny_bert, "--epochs", "2", "--set", "train.batch_size=4",
+            "--set", "train.min_steps=0"]
     assert main(args) == 0
     for name in ("config.yaml", "label_map.json", "train_log.jsonl", "metrics.json",
                  "model.safetensors", "training_curves.png"):

@@ -40,7 +40,7 @@ SCRIPT = textwrap.dedent('''
 
     intent_run.fit = fit
     for strategy in strategies.split(","):  # one launch, several runs: startup is the cost
-        cfg = load_config(None, ["train.batch_size=4", "train.epochs=2",
+        cfg = load_config(None, ["train.batch_size=4", "train.epochs=2", "train.min_steps=0",
                                  "train.save_every_steps=2", f"strategy.name={strategy}"],
                           **{"data.train": data, "model.name": model,
                              "output": f"{out}/{strategy}"})

@@ -20,7 +20,7 @@ TASK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     # 2 epochs: measured on BANKING77 (benchmarks/RESULTS.md), test accuracy 0.931 vs 0.936
     # for 3 epochs, in two thirds of the time.
     "intent": {"model": {"name": "minilm"}, "strategy": {"name": "full"},
-               "data": {"max_length": 64}, "train": {"epochs": 2}},
+               "data": {"max_length": 64}, "train": {"epochs": 2, "min_steps": 100}},
     "chat": {"model": {"name": "smollm2"}, "strategy": {"name": "lora"},
              "data": {"max_length": 1024}},
     "pretrain": {"model": {"name": "smollm2"}, "strategy": {"name": "lora"},
@@ -77,6 +77,8 @@ class TrainConfig(_Section):
     num_threads: int | None = None
     group_by_length: bool = True
     max_steps: int | None = None
+    # Small data sets need more passes: training runs at least this many steps.
+    min_steps: int = 0
 
 
 class RunConfig(_Section):

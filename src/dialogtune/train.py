@@ -25,6 +25,7 @@ from .checkpoint import save_tensors, trainable_state
 from .config import TrainConfig
 from .data.batching import BatchSource
 from .errors import DialogtuneError
+from .resources import available_threads
 
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
 EvalFn = Callable[[nn.Module], dict[str, float]]
@@ -38,11 +39,17 @@ class Objective:
 
     metric: str
     higher_is_better: bool = True
+    # Small validation sets tie often (54 utterances: steps of 0.0185 in accuracy); a tie
+    # is then decided by this lower-is-better metric, e.g. the validation loss.
+    tie_breaker: str | None = None
 
-    def improved(self, value: float, best: float | None) -> bool:
-        if best is None:
+    def improved(self, metrics: dict[str, float], best: dict[str, float] | None) -> bool:
+        if not best:
             return True
-        return value > best if self.higher_is_better else value < best
+        value, previous = metrics[self.metric], best[self.metric]
+        if value == previous and self.tie_breaker in metrics and self.tie_breaker in best:
+            return metrics[self.tie_breaker] < best[self.tie_breaker]
+        return value > previous if self.higher_is_better else value < previous
 
 
 @dataclass
@@ -114,8 +121,7 @@ def fit(model: nn.Module, batches: BatchSource, loss_fn: LossFn, evaluate: EvalF
         cpu=not torch.accelerator.is_available(),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     set_seed(cfg.seed)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
+    torch.set_num_threads(cfg.num_threads or available_threads())
     run_dir.mkdir(parents=True, exist_ok=True)
     world, rank = accelerator.num_processes, accelerator.process_index
     # Each rank takes its 1/world share of the epoch's batches (see BatchSource.plan).
@@ -123,7 +129,7 @@ def fit(model: nn.Module, batches: BatchSource, loss_fn: LossFn, evaluate: EvalF
     if per_epoch == 0:
         raise DialogtuneError(f"too few training batches ({batches.batches_per_epoch()}) "
                               f"for {world} processes; lower train.batch_size")
-    total = max(1, math.ceil(cfg.epochs * per_epoch))
+    total = max(1, math.ceil(cfg.epochs * per_epoch), cfg.min_steps)
     if cfg.max_steps:
         total = min(total, cfg.max_steps)
     # The fused kernel is ~4x faster than the default per-tensor loop on CPU (measured:
@@ -185,7 +191,7 @@ def fit(model: nn.Module, batches: BatchSource, loss_fn: LossFn, evaluate: EvalF
             if progress["step"] >= total:
                 break
         stopped_early = _end_epoch(raw_model, evaluate, objective, cfg, progress, log,
-                                   run_dir, accelerator)
+                                   run_dir, accelerator, patience_from=total // 2)
         checkpoint()
     bar.close()
     if progress["best_epoch"] is not None:
@@ -196,8 +202,13 @@ def fit(model: nn.Module, batches: BatchSource, loss_fn: LossFn, evaluate: EvalF
 
 def _end_epoch(model: nn.Module, evaluate: EvalFn | None, objective: Objective,
                cfg: TrainConfig, progress: dict[str, Any], log: RunLog, run_dir: Path,
-               accelerator) -> bool:
-    """Evaluate, keep the best weights, advance the epoch; True when patience runs out."""
+               accelerator, patience_from: int = 0) -> bool:
+    """Evaluate, keep the best weights, advance the epoch; True when patience runs out.
+
+    Epochs that end before step ``patience_from`` never count against patience: around the
+    schedule's peak learning rate validation scores wobble by design (measured on the
+    example domain: stopping there kept an epoch-1 model scoring 0.84 instead of 0.92).
+    """
     epoch = progress["epoch"] + 1
     progress["epoch"], progress["batch"] = epoch, 0
     if evaluate is None:
@@ -210,14 +221,15 @@ def _end_epoch(model: nn.Module, evaluate: EvalFn | None, objective: Objective,
     tqdm.write("epoch {}: {}".format(epoch, ", ".join(
         f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))),
         file=sys.stderr)  # progress beside the bar; stdout carries the run summary JSON
-    value = metrics[objective.metric]
-    if objective.improved(value, progress["best"]):
-        progress.update(best=value, best_epoch=epoch, bad_epochs=0, best_metrics=metrics)
+    if objective.improved(metrics, progress["best_metrics"]):
+        progress.update(best=metrics[objective.metric], best_epoch=epoch, bad_epochs=0,
+                        best_metrics=metrics)
         if accelerator.is_main_process:
             save_tensors(trainable_state(model), run_dir / "best.safetensors")
         accelerator.wait_for_everyone()
         return False
-    progress["bad_epochs"] += 1
+    if progress["step"] >= patience_from:
+        progress["bad_epochs"] += 1
     return progress["bad_epochs"] >= cfg.patience
 
 

@@ -60,6 +60,15 @@ def load_intent_data(cfg: RunConfig) -> IntentData:
     return IntentData(train, validation, labels)
 
 
+def validation_loss(probs, records, labels: LabelMap) -> float:
+    """Mean cross-entropy of the true intents (unknown intents skipped)."""
+    import numpy as np
+
+    picked = [probs[i, labels.index[r.label]] for i, r in enumerate(records)
+              if r.label in labels.index]
+    return float(-np.mean(np.log(np.clip(picked, 1e-12, 1.0)))) if picked else float("inf")
+
+
 def intent_loss(label_smoothing: float):
     def loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         labels = batch.pop("labels")
@@ -94,12 +103,15 @@ def train_intent(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
     def validate(m) -> dict:
         probs = batched_probabilities(m, tokenizer, [r.text for r in data.validation], max_length)
         scores = score_probabilities(probs, data.validation, data.labels)
-        return {k: scores[k] for k in ("accuracy", "macro_f1", "macro_precision", "macro_recall")}
+        metrics = {k: scores[k] for k in ("accuracy", "macro_f1", "macro_precision",
+                                          "macro_recall")}
+        metrics["loss"] = validation_loss(probs, data.validation, data.labels)
+        return metrics
 
     lr = cfg.train.lr or get_strategy(cfg.strategy.name).learning_rate("intent")
     result = fit(model, batches, intent_loss(cfg.train.label_smoothing),
                  validate if data.validation else None, cfg.train, run.path, lr, HEAD_LR,
-                 Objective("accuracy"), resume, callbacks)
+                 Objective("accuracy", tie_breaker="loss"), resume, callbacks)
     return _write_intent_run(run, model, tokenizer, data, cfg, result, trainable, total,
                              max_length, source)
 
