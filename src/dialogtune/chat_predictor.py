@@ -10,10 +10,35 @@ import torch
 from torch import nn
 
 from .checkpoint import load_trainable
-from .config import read_run_config
-from .models import load_causal_lm
+from .config import RunConfig, read_run_config
+from .data.chat import end_of_turn_ids, ensure_chat_template, render_prompt_ids
+from .errors import DialogtuneError
+from .generation import decode, is_prompt_learning
+from .lm import load_lm
 from .runs.layout import RunDir
 from .strategies import apply_strategy
+
+MERGEABLE = ("lora", "dora", "ia3")  # adapters that fold into the base weights exactly
+
+
+def load_chat_run(run_dir: str | Path, merge: bool = True) -> tuple[nn.Module, object,
+                                                                     RunConfig, str]:
+    """(model, tokenizer, config, base source) of a trained chat/pretrain run.
+
+    The run stores only what its strategy trained; the base model is rebuilt from
+    ``model.name``, the strategy re-applied and the weights loaded on top. With ``merge``,
+    LoRA/DoRA/IA3 adapters are folded into the base weights (plain, faster model).
+    """
+    run = RunDir(Path(run_dir)).require_trained()
+    cfg = read_run_config(run.path)
+    if cfg.task == "intent":
+        raise DialogtuneError(f"{run.path} is an intent run; use 'dialogtune predict'")
+    model, tokenizer, source = load_lm(cfg.model.name, cfg.model.trust_remote_code)
+    model = apply_strategy(model, cfg.strategy, cfg.task)
+    load_trainable(model, run.weights)
+    if merge and hasattr(model, "merge_and_unload") and cfg.strategy.name in MERGEABLE:
+        model = model.merge_and_unload()
+    return model, tokenizer, cfg, source
 
 
 class ChatPredictor:
@@ -21,25 +46,21 @@ class ChatPredictor:
 
     def __init__(self, model: nn.Module, tokenizer, name: str):
         self.model, self.tokenizer, self.name = model, tokenizer, name
+        ensure_chat_template(tokenizer)
+        self.stop_ids = end_of_turn_ids(tokenizer)
         self.model.eval()
         self._lock = threading.Lock()  # one generation at a time per model
 
     @classmethod
     def from_run(cls, run_dir: str | Path) -> "ChatPredictor":
         """Base model + the run's trained weights (adapters merged for faster inference)."""
-        run = RunDir(Path(run_dir)).require_trained()
-        cfg = read_run_config(run.path)
-        model, tokenizer, _ = load_causal_lm(cfg.model.name, cfg.model.trust_remote_code)
-        model = apply_strategy(model, cfg.strategy, cfg.task)
-        load_trainable(model, run.weights)
-        if hasattr(model, "merge_and_unload") and cfg.strategy.name in ("lora", "dora", "ia3"):
-            model = model.merge_and_unload()
-        return cls(model, tokenizer, run.path.name)
+        model, tokenizer, _, _ = load_chat_run(run_dir, merge=True)
+        return cls(model, tokenizer, Path(run_dir).name)
 
     @classmethod
     def from_model(cls, name: str) -> "ChatPredictor":
         """An untuned model: an alias (``smollm2``), a local folder or a cached hub id."""
-        model, tokenizer, _ = load_causal_lm(name)
+        model, tokenizer, _ = load_lm(name)
         return cls(model, tokenizer, name)
 
     @classmethod
@@ -49,8 +70,6 @@ class ChatPredictor:
         return cls.from_model(str(name_or_run))
 
     def prompt_ids(self, messages: list[dict]) -> torch.Tensor:
-        from .data.chat import render_prompt_ids
-
         return torch.tensor([render_prompt_ids(self.tokenizer, messages)])
 
     def _generate_kwargs(self, max_new_tokens: int, temperature: float, top_p: float,
@@ -59,15 +78,21 @@ class ChatPredictor:
             torch.manual_seed(seed)
         sample = temperature > 0
         kwargs = {"max_new_tokens": max_new_tokens, "do_sample": sample,
-                  "pad_token_id": self.tokenizer.pad_token_id}
+                  "eos_token_id": self.stop_ids, "pad_token_id": self.tokenizer.pad_token_id}
         if sample:
             kwargs.update(temperature=temperature, top_p=top_p)
+        else:  # greedy: silence the model's own sampling defaults
+            kwargs.update(temperature=None, top_p=None, top_k=None)
         return kwargs
 
     def chat(self, messages: list[dict], max_new_tokens: int = 128, temperature: float = 0.0,
              top_p: float = 1.0, stop: list[str] | None = None, seed: int | None = None) -> str:
-        """The full reply (greedy when temperature is 0)."""
-        return "".join(self.stream(messages, max_new_tokens, temperature, top_p, stop, seed))
+        """The full reply (greedy when temperature is 0), generated without a thread."""
+        ids = self.prompt_ids(messages)
+        with self._lock:
+            new = self._generate_ids(ids, max_new_tokens, temperature, top_p, seed)
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        return "".join(_cut_at_stop(iter([text]), stop or [])).strip()
 
     def stream(self, messages: list[dict], max_new_tokens: int = 128, temperature: float = 0.0,
                top_p: float = 1.0, stop: list[str] | None = None,
@@ -78,18 +103,25 @@ class ChatPredictor:
         ids = self.prompt_ids(messages)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True,
                                         skip_special_tokens=True)
-        kwargs = self._generate_kwargs(max_new_tokens, temperature, top_p, seed)
         with self._lock:
-            worker = threading.Thread(target=self._run_generate, daemon=True,
-                                      args=(ids, streamer, kwargs))
+            worker = threading.Thread(target=self._generate_ids, daemon=True, args=(
+                ids, max_new_tokens, temperature, top_p, seed, streamer))
             worker.start()
             yield from _cut_at_stop(streamer, stop or [])
             worker.join()
 
     @torch.no_grad()
-    def _run_generate(self, ids: torch.Tensor, streamer, kwargs: dict) -> None:
-        self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer,
-                            **kwargs)
+    def _generate_ids(self, ids: torch.Tensor, max_new_tokens: int, temperature: float,
+                      top_p: float, seed: int | None, streamer=None) -> list[int]:
+        """New token ids; prompt-learning models use their own exact decoding loop."""
+        if is_prompt_learning(self.model):
+            return decode(self.model, ids, max_new_tokens, self.stop_ids, temperature, top_p,
+                          streamer, seed)
+        kwargs = self._generate_kwargs(max_new_tokens, temperature, top_p, seed)
+        out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                  streamer=streamer, **kwargs)
+        new = out[0, ids.shape[1]:].tolist()
+        return new[:-1] if new and new[-1] in self.stop_ids else new
 
 
 def _cut_at_stop(pieces: Iterator[str], stops: list[str]) -> Iterator[str]:

@@ -1,10 +1,25 @@
 """Dialogues → chat-template token ids with loss labels on assistant turns only.
 
-(Skeleton for the chat pipeline: ``render_prompt_ids`` is what inference needs.)
+The mask is found in text, not guessed from token patterns, so it holds for any template:
+for assistant turn ``i`` the template renders ``messages[:i]`` plus its generation marker
+(prompt) and ``messages[:i+1]`` (prompt + reply); the characters between the two, up to
+the reply's end-of-turn marker (trailing whitespace dropped), are the trained span. The
+whole dialogue is tokenized once with an offsets mapping and every token overlapping a
+trained span gets its id as label; everything else (system, user, the marker
+"<|im_start|>assistant\\n" itself, weight-0 replies) gets -100. The end-of-turn token
+(``<|im_end|>``, ``</s>``) lies inside the span, so the model learns to stop.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError, DataError
+from .records import Dialogue
+
+log = logging.getLogger("dialogtune")
+IGNORE = -100
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
     "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
@@ -17,10 +32,175 @@ def ensure_chat_template(tokenizer) -> None:
         tokenizer.chat_template = CHATML_TEMPLATE
 
 
+def render(tokenizer, messages: list[dict], generation_prompt: bool = False) -> str:
+    """The template's text for ``messages`` (no tokenization)."""
+    ensure_chat_template(tokenizer)
+    return tokenizer.apply_chat_template(messages, tokenize=False,
+                                         add_generation_prompt=generation_prompt)
+
+
 def render_prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
     """Token ids of ``messages`` followed by the assistant generation marker."""
-    ensure_chat_template(tokenizer)
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-    if isinstance(ids, dict) or hasattr(ids, "input_ids"):
-        ids = ids["input_ids"]
-    return list(ids)
+    text = render(tokenizer, messages, generation_prompt=True)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def message_dicts(dialogue: Dialogue) -> list[dict]:
+    """The ``{"role", "content"}`` list a chat template expects."""
+    return [{"role": m.role, "content": m.content} for m in dialogue.messages]
+
+
+@dataclass
+class EncodedDialogue:
+    """Token ids and aligned labels (-100 = not trained); ``turns`` = trained replies kept."""
+
+    input_ids: list[int]
+    labels: list[int]
+    turns: int = 0
+
+    @property
+    def trained(self) -> int:
+        return sum(1 for label in self.labels if label != IGNORE)
+
+
+@dataclass
+class EncodeStats:
+    """What truncation and masking did to a data set, for the log and the run summary."""
+
+    dialogues: int = 0
+    kept: int = 0
+    dropped_dialogues: int = 0
+    dropped_turns: int = 0
+    untrained_dialogues: int = 0
+    tokens: int = 0
+    trained_tokens: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "notes"}
+
+
+def assistant_spans(tokenizer, messages: list[dict], trained: list[bool],
+                    where: tuple[str | None, int | None] = (None, None)) -> tuple[str, list]:
+    """The whole dialogue's text and the (start, end) character span of each trained reply."""
+    full = render(tokenizer, messages)
+    spans, cursor = [], 0
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant" or not trained[i]:
+            continue
+        upto = render(tokenizer, messages[:i + 1])
+        prompt = render(tokenizer, messages[:i], generation_prompt=True) if i else ""
+        start = len(prompt) if prompt and upto.startswith(prompt) else _find_reply(
+            upto, message["content"])
+        end = len(upto.rstrip())
+        if start < 0 or end <= start:
+            raise DataError("the chat template does not render this assistant turn's text",
+                            where[0], where[1], f"messages[{i}].content")
+        if not full.startswith(upto):  # template renders earlier turns differently later on
+            start, end = _relocate(full, upto[start:end], cursor, where, i)
+        spans.append((start, end))
+        cursor = end
+    return full, spans
+
+
+def _find_reply(text: str, content: str) -> int:
+    """Where the last rendered reply starts (templates may strip its whitespace)."""
+    position = text.rfind(content)
+    return position if position >= 0 or not content.strip() else text.rfind(content.strip())
+
+
+def _relocate(full: str, piece: str, cursor: int, where, i: int) -> tuple[int, int]:
+    start = full.find(piece, cursor)
+    if start < 0:
+        raise DataError("the chat template renders this assistant turn differently when more "
+                        "turns follow; cannot place its loss mask", where[0], where[1],
+                        f"messages[{i}]")
+    return start, start + len(piece)
+
+
+def tokenize_with_spans(tokenizer, text: str, spans: list[tuple[int, int]]):
+    """(ids, labels, per-span index of the last token) for ``text``; labels -100 off-span."""
+    try:
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    except (NotImplementedError, ValueError) as exc:
+        raise ConfigError("chat training needs a fast tokenizer (offset mapping): "
+                          f"{exc}") from None
+    ids = list(encoded["input_ids"])
+    labels, ends = [IGNORE] * len(ids), [0] * len(spans)
+    span_index = 0
+    for t, (a, b) in enumerate(encoded["offset_mapping"]):
+        while span_index < len(spans) and a >= spans[span_index][1]:
+            span_index += 1
+        if span_index == len(spans):
+            break
+        start, end = spans[span_index]
+        if b > start and a < end and b > a:
+            labels[t] = ids[t]
+            ends[span_index] = t + 1
+    return ids, labels, ends
+
+
+def encode_dialogue(tokenizer, dialogue: Dialogue, max_length: int | None = None
+                    ) -> tuple[EncodedDialogue | None, int]:
+    """Encode one dialogue; cut whole turns from the end to fit ``max_length``.
+
+    Returns (encoded or None when no trained reply fits, number of trained replies dropped).
+    Trailing user turns are dropped: they carry no loss and would only cost compute.
+    """
+    messages = message_dicts(dialogue)
+    trained = [m.role == "assistant" and m.weight != 0 for m in dialogue.messages]
+    if not any(trained):
+        return None, 0
+    last = max(i for i, t in enumerate(trained) if t)
+    text, spans = assistant_spans(tokenizer, messages[:last + 1], trained,
+                                  (dialogue.source, dialogue.line))
+    ids, labels, ends = tokenize_with_spans(tokenizer, text, spans)
+    keep = len(spans)
+    if max_length:
+        while keep and ends[keep - 1] > max_length:
+            keep -= 1
+    if keep == 0:
+        return None, len(spans)
+    cut = ends[keep - 1]
+    return EncodedDialogue(ids[:cut], labels[:cut], keep), len(spans) - keep
+
+
+def encode_dialogues(tokenizer, dialogues: list[Dialogue], max_length: int | None = None
+                     ) -> tuple[list[EncodedDialogue], EncodeStats]:
+    """Encode a data set and count what truncation dropped (logged, never silent)."""
+    stats, encoded = EncodeStats(dialogues=len(dialogues)), []
+    for dialogue in dialogues:
+        item, dropped = encode_dialogue(tokenizer, dialogue, max_length)
+        stats.dropped_turns += dropped
+        if item is None:
+            if dropped:
+                stats.dropped_dialogues += 1
+            else:
+                stats.untrained_dialogues += 1
+            continue
+        encoded.append(item)
+        stats.tokens += len(item.input_ids)
+        stats.trained_tokens += item.trained
+    stats.kept = len(encoded)
+    if stats.dropped_turns:
+        stats.notes.append(f"max_length {max_length}: dropped {stats.dropped_turns} assistant "
+                           f"turn(s), {stats.dropped_dialogues} whole dialogue(s) did not fit")
+    if stats.untrained_dialogues:
+        stats.notes.append(f"{stats.untrained_dialogues} dialogue(s) have no trained assistant "
+                           "turn (none, or all weight 0) and were skipped")
+    for note in stats.notes:
+        log.warning(note)
+    return encoded, stats
+
+
+def end_of_turn_ids(tokenizer) -> list[int]:
+    """Token ids that end an assistant reply: eos plus the template's end-of-turn marker."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    probe = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]
+    text, spans = assistant_spans(tokenizer, probe, [False, True])
+    token_ids, labels, _ = tokenize_with_spans(tokenizer, text, spans)
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    trained = [t for t, label in zip(token_ids, labels) if label != IGNORE]
+    if trained and trained[-1] in special:
+        ids.add(trained[-1])
+    return sorted(ids)

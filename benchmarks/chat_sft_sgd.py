@@ -1,0 +1,237 @@
+"""Chat SFT on SGD: dialogtune LoRA vs TRL SFTTrainer + LoRA, same model, data and metrics.
+
+    python benchmarks/chat_sft_sgd.py [--domains sgd_restaurants sgd_banks]
+        [--data-root ../shared/data] [--limit-dialogues N] [--max-steps N] [--json out.json]
+
+Per domain: the base model, dialogtune (``train --task chat``, LoRA r=16 / alpha 32 on all
+linear layers, 1 epoch, its default lr) and TRL (``SFTTrainer``, the same LoRA settings,
+epochs and learning rate; batch 4, ``bf16=False``, other TRL defaults, so it trains on every
+token) are scored by the SAME code, ``dialogtune.evaluate.chat.evaluate_predictor``:
+held-out assistant perplexity and BLEU / ROUGE-L / slot recall of greedy replies.
+
+Throughput, both systems: tokens fed = every non-pad token given to the model; assistant
+tokens = the tokens of assistant replies (dialogtune's mask) among them; each per second of
+the training loop. Peak memory = the training process's RSS high-water mark (getrusage),
+each system in its own process. Needs ``pip install -e .[bench]`` (TRL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MAX_LENGTH = 1024
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def load_split(args, split: str):
+    from dialogtune.data.chat_readers import read_dialogues
+
+    dialogues = read_dialogues(args.data_root / args.domain / f"{split}.jsonl")
+    limit = args.limit_dialogues if split == "train" else args.limit_test
+    return dialogues[:limit] if limit else dialogues
+
+
+def score(predictor, args) -> dict:
+    from dialogtune.evaluate.chat import evaluate_predictor
+
+    metrics, _, _ = evaluate_predictor(predictor, load_split(args, "test"), MAX_LENGTH,
+                                       args.generate_turns, args.max_new_tokens)
+    return metrics
+
+
+def run_base(args) -> dict:
+    from dialogtune.chat_predictor import ChatPredictor
+
+    return {"eval": score(ChatPredictor.from_model("smollm2"), args)}
+
+
+def run_ours(args, workdir: Path) -> dict:
+    from dialogtune.chat_predictor import ChatPredictor
+    from dialogtune.config import load_config
+    from dialogtune.data.chat_readers import dialogue_to_chat_json
+    from dialogtune.pipeline import train_run
+
+    train = workdir / "train.jsonl"
+    train.write_text("".join(json.dumps(dialogue_to_chat_json(d)) + "\n"
+                             for d in load_split(args, "train")), encoding="utf-8")
+    overrides = [f"train.num_threads={args.threads}", "train.save_every_steps=0"]
+    overrides += [f"train.max_steps={args.max_steps}"] if args.max_steps else []
+    started = time.perf_counter()
+    summary = train_run(load_config(None, overrides, task="chat", output=str(workdir / "run"),
+                                    **{"data.train": str(train), "model.name": "smollm2",
+                                       "strategy.name": "lora"}))
+    result = {"wall_seconds": time.perf_counter() - started, "peak_rss_mib": peak_rss_mib(),
+              "train_seconds": summary["train_seconds"], "tokens_fed": summary["tokens_fed"],
+              "assistant_tokens": summary["tokens_trained"], "steps": summary["steps"],
+              "lr": summary["lr"]}
+    result["eval"] = score(ChatPredictor.from_run(workdir / "run"), args)
+    return result
+
+
+def count_batches(trainer) -> dict:
+    """Wrap the trainer's collator to count the non-pad tokens and examples it feeds."""
+    seen = {"tokens": 0, "examples": 0}
+    collate = trainer.data_collator
+
+    def counting_collator(examples):
+        batch = collate(examples)
+        mask = batch.get("attention_mask")
+        seen["tokens"] += int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+        seen["examples"] += len(examples)
+        return batch
+
+    trainer.data_collator = counting_collator
+    return seen
+
+
+def run_trl(args, workdir: Path) -> dict:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    from dialogtune.chat_predictor import ChatPredictor
+    from dialogtune.data.chat import encode_dialogues, message_dicts
+    from dialogtune.lm import load_lm
+
+    started = time.perf_counter()
+    model, tokenizer, _ = load_lm("smollm2")  # plain float: TRL refuses a "GGUF" model
+    dialogues = load_split(args, "train")
+    assistant = [e.trained for e in encode_dialogues(tokenizer, dialogues, MAX_LENGTH)[0]]
+    dataset = Dataset.from_list([{"messages": message_dicts(d)} for d in dialogues])
+    config = SFTConfig(output_dir=str(workdir / "trl"), num_train_epochs=1, learning_rate=args.lr,
+                       per_device_train_batch_size=4, bf16=False, use_cpu=True,
+                       max_length=MAX_LENGTH, save_strategy="no", report_to=[],
+                       logging_steps=10, seed=42, max_steps=args.max_steps or -1)
+    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
+                      task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset,
+                         processing_class=tokenizer, peft_config=lora)
+    seen = count_batches(trainer)
+    torch.set_num_threads(args.threads)
+    loop_started = time.perf_counter()
+    output = trainer.train()
+    train_seconds = time.perf_counter() - loop_started
+    share = seen["examples"] / max(1, len(dataset))  # < 1 only for --max-steps runs
+    result = {"wall_seconds": time.perf_counter() - started, "peak_rss_mib": peak_rss_mib(),
+              "train_seconds": train_seconds, "tokens_fed": seen["tokens"],
+              "assistant_tokens": round(sum(assistant) * share), "steps": output.global_step,
+              "lr": args.lr}
+    merged = trainer.model.merge_and_unload().eval()
+    result["eval"] = score(ChatPredictor(merged, tokenizer, "trl"), args)
+    return result
+
+
+def worker(args) -> int:
+    """One system in its own process, so its peak memory is its own."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    workdir = Path(tempfile.mkdtemp(prefix=f"chat_bench_{args.worker}_"))
+    runner = {"base": run_base, "ours": run_ours, "trl": run_trl}[args.worker]
+    result = runner(args) if args.worker == "base" else runner(args, workdir)
+    Path(args.result).write_text(json.dumps(result), encoding="utf-8")
+    return 0
+
+
+def spawn(args, system: str, domain: str) -> dict:
+    result = Path(tempfile.mkstemp(suffix=".json")[1])
+    command = [sys.executable, __file__, "--worker", system, "--domain", domain,
+               "--result", str(result), *forwarded(args)]
+    print(f"[{domain}] {system} ...", flush=True)
+    subprocess.run(command, check=True)
+    return json.loads(result.read_text())
+
+
+def forwarded(args) -> list[str]:
+    out = ["--data-root", str(args.data_root), "--threads", str(args.threads),
+           "--generate-turns", str(args.generate_turns), "--max-new-tokens",
+           str(args.max_new_tokens), "--lr", str(args.lr)]
+    out += ["--limit-dialogues", str(args.limit_dialogues)] if args.limit_dialogues else []
+    out += ["--limit-test", str(args.limit_test)] if args.limit_test else []
+    return out + (["--max-steps", str(args.max_steps)] if args.max_steps else [])
+
+
+def rates(result: dict) -> tuple[float, float]:
+    seconds = max(result["train_seconds"], 1e-9)
+    return result["tokens_fed"] / seconds, result["assistant_tokens"] / seconds
+
+
+def report(domain: str, base: dict, ours: dict, trl: dict) -> str:
+    rows = [f"### {domain}", "", "| | base | dialogtune | TRL |", "|---|---|---|---|"]
+    for key, fmt in (("perplexity", "{:.2f}"), ("nll", "{:.3f}"), ("bleu", "{:.2f}"),
+                     ("rouge_l", "{:.3f}"), ("slot_value_recall", "{:.3f}")):
+        cells = [fmt.format(r["eval"][key]) if r["eval"].get(key) is not None else "n/a"
+                 for r in (base, ours, trl)]
+        rows.append(f"| {key} | " + " | ".join(cells) + " |")
+    for label, index in (("tokens fed / s", 0), ("assistant tokens / s", 1)):
+        rows.append(f"| {label} | | {rates(ours)[index]:.1f} | {rates(trl)[index]:.1f} |")
+    for key, fmt in (("train_seconds", "{:.0f}"), ("wall_seconds", "{:.0f}"),
+                     ("peak_rss_mib", "{:.0f}"), ("steps", "{}"), ("tokens_fed", "{}"),
+                     ("assistant_tokens", "{}")):
+        rows.append(f"| {key} | | {fmt.format(ours[key])} | {fmt.format(trl[key])} |")
+    ratio = [rates(ours)[i] / max(rates(trl)[i], 1e-9) for i in (0, 1)]
+    rows += ["", f"dialogtune / TRL: tokens fed/s {ratio[0]:.2f}x, assistant tokens/s "
+             f"{ratio[1]:.2f}x; perplexity dialogtune/TRL "
+             f"{ours['eval']['perplexity'] / trl['eval']['perplexity']:.2f}, dialogtune/base "
+             f"{ours['eval']['perplexity'] / base['eval']['perplexity']:.2f}", ""]
+    return "\n".join(rows)
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
+    parser.add_argument("--domains", nargs="+", default=["sgd_restaurants", "sgd_banks"])
+    parser.add_argument("--limit-dialogues", type=int, default=None)
+    parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--limit-test", type=int, default=None,
+                        help="Score only the first N test dialogues (quick runs).")
+    parser.add_argument("--generate-turns", type=int, default=40)
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--lr", type=float, default=None,
+                        help="Learning rate for TRL (default: dialogtune's LoRA chat rate).")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--worker", choices=["base", "ours", "trl"], help=argparse.SUPPRESS)
+    parser.add_argument("--domain", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.lr is None:
+        from dialogtune.strategies import get_strategy
+
+        args.lr = get_strategy("lora").learning_rate("chat")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if args.worker:
+        return worker(args)
+    results, text = {}, []
+    for domain in args.domains:
+        base, ours, trl = (spawn(args, s, domain) for s in ("base", "ours", "trl"))
+        results[domain] = {"base": base, "dialogtune": ours, "trl": trl}
+        text.append(report(domain, base, ours, trl))
+        print(text[-1], flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    print("\n".join(text))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""The chat half of ``make demo``: LoRA fine-tuning of the embedded SmolLM2 on the example
+support dialogues, then base vs tuned perplexity and replies side by side.
+
+All 72 training dialogues, one epoch, one dialogue per step (the chat defaults); held-out:
+the 20 test dialogues. Measured: 100 s end to end on the shared 2-core machine
+(benchmarks/RESULTS.md, "Chat demo"), far inside the 6-minute budget.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SHOWN_REPLIES = 3
+
+
+def _example(name: str) -> Path:
+    path = EXAMPLES / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the demo reads the repository's examples/ folder")
+    return path
+
+
+def _threads() -> int:
+    """Cores not already busy: with other jobs on the cores, two OpenMP threads wait on each
+    other at every op (5-20x slower steps, benchmarks/RESULTS.md), one thread does not."""
+    cores = os.cpu_count() or 1
+    busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+    return max(1, min(cores, cores - busy))
+
+
+def _print_side_by_side(samples, base: list[str], tuned: list[str], width: int = 38) -> None:
+    for sample, left, right in zip(samples, base, tuned):
+        user = sample.context[-1]["content"]
+        print(f"\n  user: {user}")
+        print(f"  {'reference':<{width}}  {'base':<{width}}  {'tuned':<{width}}")
+        columns = [textwrap.wrap(t or "(empty)", width) for t in (sample.reference, left, right)]
+        for row in range(max(len(c) for c in columns)):
+            cells = [c[row] if row < len(c) else "" for c in columns]
+            print("  " + "  ".join(f"{cell:<{width}}" for cell in cells))
+
+
+def _train(run: Path, threads: int) -> dict:
+    """Train the demo run, resume an interrupted one, or reuse a finished one."""
+    import json
+
+    from .config import load_config
+    from .pipeline import train_run
+
+    if (run / "run.json").exists():
+        print(f"reusing the finished run in {run} (delete it to train again)")
+        return json.loads((run / "run.json").read_text(encoding="utf-8"))
+    cfg = load_config(None, ["train.save_every_steps=20", f"train.num_threads={threads}"],
+                      task="chat", output=str(run),
+                      **{"data.train": str(_example("dialogues_train.jsonl")),
+                         "model.name": "smollm2", "strategy.name": "lora"})
+    return train_run(cfg, resume=(run / "checkpoint").exists())
+
+
+def _score(run: Path) -> tuple[list, dict]:
+    """Held-out perplexity and the first replies, base model then tuned run."""
+    from .chat_predictor import ChatPredictor
+    from .data.chat_readers import read_dialogues
+    from .evaluate.chat import generate_replies, generation_samples, perplexity_metrics
+
+    test = read_dialogues(_example("dialogues_test.jsonl"))
+    samples = generation_samples(test, SHOWN_REPLIES)
+    results = {}
+    for name, load in (("base", lambda: ChatPredictor.from_model("smollm2")),
+                       ("tuned", lambda: ChatPredictor.from_run(run))):
+        predictor = load()
+        scores = perplexity_metrics(predictor.model, predictor.tokenizer, test, 1024)
+        results[name] = {"perplexity": scores["perplexity"],
+                         "replies": generate_replies(predictor, samples, 48)}
+        del predictor  # one model in memory at a time
+    return samples, results
+
+
+def run_chat_demo(output_dir: str | Path) -> dict:
+    """Train, evaluate and print; returns the headline numbers."""
+    import torch
+
+    started, threads = time.perf_counter(), _threads()
+    torch.set_num_threads(threads)
+    run = Path(output_dir) / "chat_lora"
+    print("chat demo: LoRA (r=16, all linear layers) on SmolLM2-135M-Instruct, all 72 "
+          "example dialogues, 1 epoch, 1 dialogue per step; held out: the 20 test dialogues; "
+          f"{threads} thread(s)", flush=True)
+    summary = _train(run, threads)
+    samples, results = _score(run)
+    base, tuned = results["base"]["perplexity"], results["tuned"]["perplexity"]
+    print(f"\nheld-out assistant perplexity: base {base:.2f} -> tuned {tuned:.2f} "
+          f"({tuned / base:.2f}x); {summary['steps']} steps, {summary['train_seconds']:.0f} s "
+          f"training at {summary['tokens_per_second']:.0f} tokens/s")
+    _print_side_by_side(samples, results["base"]["replies"], results["tuned"]["replies"])
+    elapsed = time.perf_counter() - started
+    print(f"\nchat demo done in {elapsed:.0f} s; run folder: {run}")
+    return {"base_perplexity": base, "tuned_perplexity": tuned, "seconds": elapsed,
+            "run": str(run)}
+
+
+if __name__ == "__main__":
+    run_chat_demo(sys.argv[1] if len(sys.argv) > 1 else "runs/demo")

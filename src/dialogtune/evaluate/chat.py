@@ -1,0 +1,161 @@
+"""Run a chat model over held-out dialogues → perplexity, BLEU, ROUGE-L, slot recall.
+
+- ``nll`` / ``perplexity``: teacher forcing through the chat template with exactly the
+  training mask (``data.chat.encode_dialogues``): mean NLL per held-out assistant token.
+- Generation metrics: greedy replies to the first ``generate_turns`` trained assistant
+  turns (in file order), each given the dialogue up to that turn; BLEU (sacrebleu corpus),
+  mean ROUGE-L F1 and slot-value recall (``metrics.slot_value_recall``) against the
+  reference replies.
+The same functions score a run, its base model and any other model (the benchmark's peer).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data.chat import encode_dialogues, message_dicts
+from ..data.records import Dialogue
+from .metrics import corpus_bleu, mean_rouge_l, slot_value_recall
+
+
+@dataclass
+class TurnSample:
+    """One assistant turn to reproduce: the dialogue before it and the reference reply."""
+
+    context: list[dict]
+    reference: str
+    slot_values: list[str]
+    dialogue_id: str
+
+
+def generation_samples(dialogues: list[Dialogue], limit: int) -> list[TurnSample]:
+    """The first ``limit`` trained assistant turns, with the user slot values seen so far."""
+    samples: list[TurnSample] = []
+    for number, dialogue in enumerate(dialogues):
+        messages, values = message_dicts(dialogue), []
+        for i, message in enumerate(dialogue.messages):
+            if message.role == "user":
+                values += [s["value"] for s in message.extra.get("slots") or []
+                           if isinstance(s, dict) and isinstance(s.get("value"), str)]
+            if message.role == "assistant" and message.weight != 0 and i > 0:
+                if len(samples) >= limit:
+                    return samples
+                samples.append(TurnSample(messages[:i], message.content, list(values),
+                                          str(dialogue.extra.get("id", number + 1))))
+    return samples
+
+
+def perplexity_metrics(model, tokenizer, dialogues: list[Dialogue],
+                       max_length: int | None) -> dict:
+    """Mean NLL and perplexity over held-out assistant tokens (the training mask)."""
+    from ..runs.chat import mean_nll
+
+    encoded, stats = encode_dialogues(tokenizer, dialogues, max_length)
+    scores = mean_nll(model, encoded, tokenizer.pad_token_id or 0)
+    return {"nll": scores["nll"], "perplexity": scores["perplexity"],
+            "assistant_tokens": scores["tokens"], "dialogues": stats.kept,
+            "dropped_turns": stats.dropped_turns}
+
+
+def generate_replies(predictor, samples: list[TurnSample], max_new_tokens: int) -> list[str]:
+    """Greedy replies (deterministic, so base and tuned models are compared fairly)."""
+    return [predictor.chat(s.context, max_new_tokens=max_new_tokens, temperature=0.0)
+            for s in samples]
+
+
+def reply_metrics(samples: list[TurnSample], replies: list[str]) -> dict:
+    """BLEU, ROUGE-L and slot-value recall of ``replies`` against the references."""
+    references = [s.reference for s in samples]
+    recall, counted = slot_value_recall(replies, references, [s.slot_values for s in samples])
+    return {"bleu": corpus_bleu(replies, references), "rouge_l": mean_rouge_l(replies, references),
+            "slot_value_recall": recall, "slot_values_counted": counted,
+            "generated_turns": len(replies)}
+
+
+def evaluate_predictor(predictor, dialogues: list[Dialogue], max_length: int | None,
+                       generate_turns: int = 40, max_new_tokens: int = 48
+                       ) -> tuple[dict, list[TurnSample], list[str]]:
+    """All chat metrics for one model; returns (metrics, samples, replies)."""
+    started = time.perf_counter()
+    metrics = perplexity_metrics(predictor.model, predictor.tokenizer, dialogues, max_length)
+    metrics["perplexity_seconds"] = round(time.perf_counter() - started, 2)
+    samples = generation_samples(dialogues, generate_turns)
+    started = time.perf_counter()
+    replies = generate_replies(predictor, samples, max_new_tokens)
+    metrics.update(reply_metrics(samples, replies))
+    metrics["generation_seconds"] = round(time.perf_counter() - started, 2)
+    metrics["max_new_tokens"] = max_new_tokens
+    return metrics, samples, replies
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", "<br>") or " "
+
+
+def write_side_by_side(path: Path, samples: list[TurnSample], columns: dict[str, list[str]]
+                       ) -> Path:
+    """A markdown table: context, reference and one column per model's reply."""
+    lines = ["| # | context | reference | " + " | ".join(columns) + " |",
+             "|---|---|---|" + "---|" * len(columns)]
+    for i, sample in enumerate(samples):
+        context = "<br>".join(f"**{m['role']}**: {_cell(m['content'])}"
+                              for m in sample.context if m["role"] != "system")
+        replies = " | ".join(_cell(column[i]) for column in columns.values())
+        lines.append(f"| {i + 1} | {context} | {_cell(sample.reference)} | {replies} |")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def evaluate_run_on(run: Path, data: str, output: Path | None, base: bool,
+                    generate_turns: int, max_new_tokens: int) -> dict:
+    """``dialogtune eval`` for chat/pretrain runs: metrics JSON + side-by-side markdown."""
+    from ..chat_predictor import ChatPredictor
+    from ..checkpoint import write_json_atomic
+    from ..config import read_run_config
+    from ..data.chat_readers import read_dialogues
+    from ..data.documents import is_document_path
+
+    cfg = read_run_config(run)
+    name = "base" if base else "tuned"
+    output = Path(output) if output else run / "eval" / f"{name}_metrics.json"
+    if cfg.task == "pretrain" or is_document_path(data):
+        return _evaluate_documents(run, cfg, data, output, base)
+    dialogues = read_dialogues(data, cfg.data.format)
+    model = ChatPredictor.from_model(cfg.model.name) if base else ChatPredictor.from_run(run)
+    metrics, samples, replies = evaluate_predictor(model, dialogues, cfg.data.max_length,
+                                                   generate_turns, max_new_tokens)
+    columns = {"base reply": replies}
+    if not base:
+        del model  # one model in memory at a time
+        base_model = ChatPredictor.from_model(cfg.model.name)
+        columns = {"base reply": generate_replies(base_model, samples, max_new_tokens),
+                   "tuned reply": replies}
+    side = write_side_by_side(output.with_name(output.stem + "_side_by_side.md"), samples,
+                              columns)
+    metrics.update(model=name, data=str(data), side_by_side=str(side))
+    write_json_atomic(metrics, output)
+    return metrics
+
+
+def _evaluate_documents(run: Path, cfg, data: str, output: Path, base: bool) -> dict:
+    """Perplexity over document blocks (continued pre-training runs)."""
+    from ..chat_predictor import load_chat_run
+    from ..checkpoint import write_json_atomic
+    from ..data.documents import document_blocks, read_documents
+    from ..lm import load_lm
+    from ..runs.chat import mean_nll
+
+    if base:
+        model, tokenizer, _ = load_lm(cfg.model.name, cfg.model.trust_remote_code)
+    else:
+        model, tokenizer, _, _ = load_chat_run(run)
+    blocks = document_blocks(tokenizer, read_documents(data), cfg.data.max_length or 256)
+    scores = mean_nll(model, blocks, tokenizer.pad_token_id or 0)
+    metrics = {"nll": scores["nll"], "perplexity": scores["perplexity"],
+               "tokens": scores["tokens"], "blocks": len(blocks),
+               "model": "base" if base else "tuned", "data": str(data)}
+    write_json_atomic(metrics, output)
+    return metrics

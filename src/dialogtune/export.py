@@ -1,0 +1,75 @@
+"""Export a chat run: a merged Hugging Face folder, a peft adapter folder, or a GGUF file.
+
+- ``merge``: base + trained weights as one plain model (LoRA/DoRA/IA3 folded in; full and
+  freeze runs are plain already), saved with safetensors, the tokenizer, its chat template
+  and a generation config that stops at the end-of-turn token. Loads with
+  ``AutoModelForCausalLM.from_pretrained`` alone.
+- adapter (no ``merge``): peft's own ``adapter_config.json`` + ``adapter_model.safetensors``
+  for peft strategies, pointing at the base model folder.
+- GGUF: see ``gguf_export``; written only where it can be checked to be sound.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .checkpoint import write_json_atomic
+from .chat_predictor import MERGEABLE, load_chat_run
+from .data.chat import end_of_turn_ids
+from .errors import DialogtuneError
+
+PROMPT_LEARNING = ("prompt-tuning", "prefix-tuning", "p-tuning")
+
+
+def _prepare_output(output: Path) -> Path:
+    output = Path(output)
+    if output.exists() and any(output.iterdir()):
+        raise DialogtuneError(f"{output} exists and is not empty; choose another --output")
+    output.mkdir(parents=True, exist_ok=True)
+    return output
+
+
+def save_plain_model(model, tokenizer, output: Path) -> None:
+    """A standard transformers folder (safetensors) that generates like the run."""
+    from transformers import GenerationConfig
+
+    config = model.config
+    if getattr(config, "quantization_config", None) is not None:
+        del config.quantization_config  # weights are plain float now (base came from GGUF)
+    stops = end_of_turn_ids(tokenizer)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=stops,
+        pad_token_id=tokenizer.pad_token_id)
+    model.save_pretrained(output)
+    tokenizer.save_pretrained(output)
+
+
+def export_run(run: str | Path, output: str | Path, merge: bool = False,
+               gguf: bool = False) -> dict:
+    """Write ``output`` for a trained chat run; returns a description of what was written."""
+    from .config import read_run_config
+
+    strategy = read_run_config(Path(run)).strategy.name
+    if gguf:
+        from .gguf_export import export_gguf
+
+        return export_gguf(run, output)
+    if merge and strategy in PROMPT_LEARNING:
+        raise DialogtuneError(f"strategy '{strategy}' adds virtual tokens that cannot be folded "
+                              "into the weights; export without --merge (adapter folder)")
+    output = _prepare_output(Path(output))
+    adapter = not merge and strategy in (*MERGEABLE, *PROMPT_LEARNING)
+    model, tokenizer, cfg, source = load_chat_run(run, merge=not adapter)
+    if adapter:
+        model.peft_config["default"].base_model_name_or_path = source
+        model.save_pretrained(output)
+        tokenizer.save_pretrained(output)
+        kind = "peft-adapter"
+    else:
+        save_plain_model(model, tokenizer, output)
+        kind = "merged-model"
+    info = {"kind": kind, "run": str(run), "strategy": cfg.strategy.name,
+            "base_model": cfg.model.name, "base_model_source": source,
+            "files": sorted(p.name for p in output.iterdir())}
+    write_json_atomic(info, output / "dialogtune_export.json")
+    return info
