@@ -8,11 +8,12 @@ the 20 test dialogues. Measured: 100 s end to end on the shared 2-core machine
 
 from __future__ import annotations
 
-import os
 import sys
 import textwrap
 import time
 from pathlib import Path
+
+from .resources import available_threads
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SHOWN_REPLIES = 3
@@ -23,14 +24,6 @@ def _example(name: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path}: the demo reads the repository's examples/ folder")
     return path
-
-
-def _threads() -> int:
-    """Cores not already busy: with other jobs on the cores, two OpenMP threads wait on each
-    other at every op (5-20x slower steps, benchmarks/RESULTS.md), one thread does not."""
-    cores = os.cpu_count() or 1
-    busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
-    return max(1, min(cores, cores - busy))
 
 
 def _print_side_by_side(samples, base: list[str], tuned: list[str], width: int = 38) -> None:
@@ -84,7 +77,7 @@ def run_chat_demo(output_dir: str | Path) -> dict:
     """Train, evaluate and print; returns the headline numbers."""
     import torch
 
-    started, threads = time.perf_counter(), _threads()
+    started, threads = time.perf_counter(), available_threads()
     torch.set_num_threads(threads)
     run = Path(output_dir) / "chat_lora"
     print("chat demo: LoRA (r=16, all linear layers) on SmolLM2-135M-Instruct, all 72 "
