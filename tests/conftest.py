@@ -66,6 +66,17 @@ def tiny_bert(tmp_path_factory) -> str:
     return str(folder)
 
 
+class Interrupt:
+    """A training callback that simulates a crash (Ctrl-C) after step ``step``."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def __call__(self, step: int) -> None:
+        if step == self.step:
+            raise KeyboardInterrupt
+
+
 def write_intent_csv(path: Path, examples: dict[str, list[str]] = INTENT_EXAMPLES,
                      header=("text", "label")) -> Path:
     with path.open("w", newline="", encoding="utf-8") as handle:

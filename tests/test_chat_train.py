@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 import dialogtune.runs.chat as chat_run
 from chat_fixtures import DIALOGUES, build_model_folder, write_jsonl
+from conftest import Interrupt
 from dialogtune.chat_predictor import ChatPredictor, load_chat_run
 from dialogtune.config import StrategyConfig, TrainConfig, load_config
 from dialogtune.data.chat import encode_dialogues
@@ -26,13 +27,7 @@ from dialogtune.train import fit
 PROBE = [{"role": "user", "content": "What is my balance?"}]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Shared machine; and equal thread counts keep float sums in the same order."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -130,15 +125,6 @@ def test_saved_run_reloads_to_identical_logits(strategy, folder, data, tmp_path,
                                atol=1e-5, rtol=1e-5)
     base, _, _ = load_causal_lm(folder)
     assert not torch.allclose(logits_of(base, tokenizer), expected, atol=1e-4)
-
-
-class Interrupt:
-    def __init__(self, step: int):
-        self.step = step
-
-    def __call__(self, step: int) -> None:
-        if step == self.step:
-            raise KeyboardInterrupt
 
 
 def test_interrupted_chat_run_resumes_to_identical_weights(folder, data, tmp_path):

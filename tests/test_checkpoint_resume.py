@@ -23,7 +23,7 @@ from dialogtune.predictor import Predictor, batched_probabilities
 from dialogtune.runs.intent import train_intent
 from dialogtune.strategies import apply_strategy
 
-from conftest import INTENT_EXAMPLES
+from conftest import INTENT_EXAMPLES, Interrupt
 
 PROBE = ["lost card help", "how much money do i have", "send money to my friend",
          "hello", "block my card and check balance please"]
@@ -93,15 +93,6 @@ def test_predictor_reproduces_trained_model(strategy, tiny_bert, intent_csv, tmp
 
 
 # --- (b) an interrupted run resumes to the same weights ----------------------------------------
-
-
-class Interrupt:
-    def __init__(self, step: int):
-        self.step = step
-
-    def __call__(self, step: int) -> None:
-        if step == self.step:
-            raise KeyboardInterrupt
 
 
 def tensors(path: Path) -> dict[str, torch.Tensor]:
