@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
+import dialogtune
 from dialogtune.cli import main
 
 from conftest import INTENT_EXAMPLES
@@ -110,3 +113,17 @@ def test_eval_and_predict_errors(tmp_path, intent_csv, capsys):
 def test_usage_error_exit_code(capsys):
     assert main(["train", "--no-such-flag"]) == 2
     assert "no-such-flag" in capsys.readouterr().err
+
+
+def test_light_commands_do_not_import_torch():
+    """`import dialogtune` and `--help` stay cheap; the public names still resolve."""
+    probe = ("import sys, dialogtune, dialogtune.cli\n"
+             "assert dialogtune.cli.main(['--help']) == 0\n"
+             "assert 'torch' not in sys.modules, 'torch imported eagerly'\n"
+             "assert 'transformers' not in sys.modules, 'transformers imported eagerly'\n"
+             "assert dialogtune.Predictor.__name__ == 'Predictor'\n"
+             "assert 'torch' in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    with pytest.raises(AttributeError):
+        dialogtune.no_such_name  # noqa: B018
