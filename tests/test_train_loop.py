@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from dialogtune.resources import available_threads
+from dialogtune.resources import available_threads, cgroup_cpu_limit, usable_cores
 from dialogtune.train import Objective, lr_lambda
 
 
@@ -37,8 +37,27 @@ def test_schedules_warm_up_then_never_exceed_the_peak(schedule):
 
 
 def test_available_threads_stays_within_the_cores(monkeypatch):
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
+    assert 1 <= cores <= len(os.sched_getaffinity(0))
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert available_threads() == cores
     monkeypatch.setattr(os, "getloadavg", lambda: (cores + 5.0, 0.0, 0.0))
     assert available_threads() == 1
+
+
+@pytest.mark.parametrize("files, expected", [
+    ({"cpu.max": "max 100000\n"}, None),
+    ({"cpu.max": "150000 100000\n"}, 2),
+    ({"cpu.max": "50000 100000\n"}, 1),
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({"cpu/cpu.cfs_quota_us": "400000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 4),
+    ({}, None),
+])
+def test_container_cpu_quota_caps_the_cores(tmp_path, monkeypatch, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cgroup_cpu_limit(tmp_path) == expected
+    monkeypatch.setattr("dialogtune.resources.CGROUP_ROOT", tmp_path)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert usable_cores() == (expected or 8)

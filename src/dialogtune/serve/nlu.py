@@ -7,7 +7,6 @@ intent (e.g. ``out_of_scope``) and ``out_of_scope`` is true; the ranking is stil
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,17 +14,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..resources import usable_cores
 from .workers import MicroBatcher
 
 
 def torch_threads(count: int | None) -> Callable[[], None]:
-    """A setup step giving the calling thread ``count`` torch threads (None: all cores).
+    """A setup step giving the calling thread ``count`` torch threads (None: all usable cores).
 
     torch's thread count is per OS thread (new threads start from the last value set), so
     each worker sets its own: one thread for short utterances (lower latency when the cores
     are shared with generation), all cores for generation.
     """
-    wanted = count or os.cpu_count() or 1
+    wanted = count or usable_cores()
 
     def apply() -> None:
         torch.set_num_threads(wanted)  # also the default of threads started after this
