@@ -195,6 +195,22 @@ def test_save_checkpoint_leaves_no_temporary_files(tmp_path):
             assert torch.equal(torch.as_tensor(value), torch.as_tensor(restored_value))
 
 
+def test_each_rank_resumes_its_own_random_state(tmp_path):
+    """One RNG row per process: rank r draws after resuming what it drew before saving."""
+    model, optimizer = small_model_and_optimizer()
+    states, next_draws = [], []
+    for seed in (3, 4):  # two ranks' generators
+        torch.manual_seed(seed)
+        states.append(torch.get_rng_state())
+        next_draws.append(torch.rand(5))
+    save_checkpoint(tmp_path / "checkpoint", model, optimizer, {"step": 1},
+                    rng_states=torch.stack(states))
+    for rank in (1, 0, 1):
+        torch.manual_seed(99)
+        load_checkpoint(tmp_path / "checkpoint", model, optimizer, rank=rank)
+        assert torch.equal(torch.rand(5), next_draws[rank])
+
+
 def test_stale_old_folder_is_found_and_then_cleaned(tmp_path):
     model, optimizer = small_model_and_optimizer()
     folder = tmp_path / "checkpoint"

@@ -38,15 +38,33 @@ SCRIPT = textwrap.dedent('''
             h.update(tensor.contiguous().numpy().tobytes())
         return h.hexdigest()
 
+    class Interrupted(Exception):
+        pass
+
+    def interrupt_at(step):
+        def callback(current):
+            if current == step:
+                raise Interrupted
+        return callback
+
     intent_run.fit = fit
-    for strategy in strategies.split(","):  # one launch, several runs: startup is the cost
+    # one launch, several runs (startup is the cost); "NAME@K": crash after step K, resume
+    for run in strategies.split(","):
+        strategy, _, crash_step = run.partition("@")
+        name = run.replace("@", "-crash")
         cfg = load_config(None, ["train.batch_size=4", "train.epochs=2", "train.min_steps=0",
                                  "train.save_every_steps=2", f"strategy.name={strategy}"],
-                          **{"data.train": data, "model.name": model,
-                             "output": f"{out}/{strategy}"})
-        summary = intent_run.train_intent(cfg)
+                          **{"data.train": data, "model.name": model, "output": f"{out}/{name}"})
+        if crash_step:
+            try:
+                intent_run.train_intent(cfg, callbacks=[interrupt_at(int(crash_step))])
+            except Interrupted:
+                pass
+            summary = intent_run.train_intent(cfg, resume=True)
+        else:
+            summary = intent_run.train_intent(cfg)
         state = AcceleratorState()
-        with open(f"{out}/{strategy}/rank{state.process_index}.json", "w") as handle:
+        with open(f"{out}/{name}/rank{state.process_index}.json", "w") as handle:
             json.dump({"sha256": hashes["final"], "num_processes": state.num_processes,
                        "distributed_type": str(state.distributed_type),
                        "backend": state.backend, "steps": summary["steps"]}, handle)
@@ -68,6 +86,9 @@ def digest_file(path) -> str:
 
 
 STRATEGIES = ("full", "lora")  # both leave a trainable pooler the loss never reaches
+# Crash after step 3 and resume from the step-2 checkpoint: every rank must restore its own
+# RNG state (dropout draws differ per rank) to end exactly where the unbroken run ends.
+CRASHED = "full@3"
 
 
 def test_two_rank_ddp_training(tiny_bert, intent_csv, tmp_path):
@@ -81,7 +102,7 @@ def test_two_rank_ddp_training(tiny_bert, intent_csv, tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
                "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
                "--master_port", str(free_port()), str(script),
-               str(intent_csv), tiny_bert, str(out), ",".join(STRATEGIES)]
+               str(intent_csv), tiny_bert, str(out), ",".join([*STRATEGIES, CRASHED])]
     proc = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True,
                           timeout=TIMEOUT_S)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
@@ -103,3 +124,8 @@ def test_two_rank_ddp_training(tiny_bert, intent_csv, tmp_path):
         log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
         assert [r["epoch"] for r in log if "eval" in r] == [1, 2]
         assert not [p.name for p in run.iterdir() if p.name.startswith(".")]
+
+    resumed = [json.loads((out / "full-crash3" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    unbroken = json.loads((out / "full" / "rank0.json").read_text())
+    assert [r["sha256"] for r in resumed] == [unbroken["sha256"]] * 2
+    assert resumed[0]["steps"] == unbroken["steps"]

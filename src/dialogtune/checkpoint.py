@@ -80,14 +80,19 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], groups: list) -> dict
 
 
 def save_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    progress: dict[str, Any]) -> None:
-    """Write weights, optimizer moments, RNG state and loop progress as one atomic folder."""
+                    progress: dict[str, Any], rng_states: torch.Tensor | None = None) -> None:
+    """Write weights, optimizer moments, RNG state and loop progress as one atomic folder.
+
+    ``rng_states`` holds one row per process (each rank's dropout draws differ); without it
+    the calling process's state is saved as the only row.
+    """
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         save_tensors(trainable_state(model), staging / WEIGHTS)
         tensors, groups = _flatten_optimizer(optimizer.state_dict())
-        tensors["__torch_rng__"] = torch.get_rng_state()
+        tensors["__torch_rng__"] = (rng_states if rng_states is not None
+                                    else torch.get_rng_state().unsqueeze(0))
         save_tensors(tensors, staging / "optimizer.safetensors")
         write_json_atomic({"progress": progress, "param_groups": groups}, staging / "state.json")
     except BaseException:  # a failed write (disk full, interrupt) leaves no half folder behind
@@ -109,12 +114,20 @@ def find_checkpoint(folder: Path) -> Path | None:
     return None
 
 
-def load_checkpoint(folder: Path, model: nn.Module,
-                    optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore a checkpoint into ``model`` and ``optimizer``; returns the loop progress."""
+def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    rank: int = 0) -> dict[str, Any]:
+    """Restore a checkpoint into ``model`` and ``optimizer``; returns the loop progress.
+
+    Process ``rank`` takes its own RNG row; a run resumed on more processes than it was
+    saved from reuses rows (still deterministic, no longer identical to an unbroken run).
+    """
     load_trainable(model, folder / WEIGHTS)
     meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
     tensors = load_file(str(folder / "optimizer.safetensors"))
-    torch.set_rng_state(tensors.pop("__torch_rng__"))
+    rng = tensors.pop("__torch_rng__")
+    if rng.dim() == 2:  # one row per process (a 1-D state: checkpoints from before rows)
+        # clone: set_rng_state on a row view (offset into shared storage) segfaulted here
+        rng = rng[rank % rng.shape[0]].clone()
+    torch.set_rng_state(rng)
     optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["param_groups"]))
     return meta["progress"]

@@ -144,14 +144,15 @@ def fit(model: nn.Module, batches: BatchSource, loss_fn: LossFn, evaluate: EvalF
     checkpoint_dir = run_dir / "checkpoint"
     found = find_checkpoint(checkpoint_dir) if resume else None
     if found is not None:
-        progress = load_checkpoint(found, raw_model, optimizer)
+        progress = load_checkpoint(found, raw_model, optimizer, rank)
         _restore_schedule(scheduler, progress["step"])
     model, optimizer = accelerator.prepare(model, optimizer)
     log = RunLog(run_dir / "train_log.jsonl", accelerator.is_main_process)
 
     def checkpoint() -> None:
+        rng_states = _rng_states_of_all_ranks(accelerator)  # collective: every rank joins
         if accelerator.is_main_process:
-            save_checkpoint(checkpoint_dir, raw_model, optimizer, progress)
+            save_checkpoint(checkpoint_dir, raw_model, optimizer, progress, rng_states)
         accelerator.wait_for_everyone()
 
     bar = tqdm(total=total, initial=progress["step"], desc="train", unit="step",
@@ -231,6 +232,12 @@ def _end_epoch(model: nn.Module, evaluate: EvalFn | None, objective: Objective,
     if progress["step"] >= patience_from:
         progress["bad_epochs"] += 1
     return progress["bad_epochs"] >= cfg.patience
+
+
+def _rng_states_of_all_ranks(accelerator) -> torch.Tensor:
+    """Every process's CPU RNG state, one row per rank, so each resumes its own draws."""
+    state = torch.get_rng_state().unsqueeze(0)
+    return accelerator.gather(state).cpu() if accelerator.num_processes > 1 else state
 
 
 def _fused_supported(model: nn.Module) -> bool:
