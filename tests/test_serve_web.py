@@ -77,3 +77,28 @@ def test_web_chat_streams_shows_intent_and_records_feedback(browser, predictors,
     assert row["reply"] == reply and row["intent"] in badge
     assert [(f["completion_id"], f["rating"]) for f in db_rows(db, "feedback")] == \
         [(completion_id, "up")]
+
+
+def test_api_docs_render_offline(browser, predictors):
+    """/docs (Swagger UI) and /redoc run from the server's own scripts and styles, no CDN.
+
+    (ReDoc's "powered by" footer still points an <img> at cdn.redoc.ly; offline it is only
+    a missing logo, so images are left out of the check.)
+    """
+    intent, chat = predictors
+    with BackgroundServer(create_app(ServeSettings(), intent, chat)) as server:
+        page = browser.new_page()
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url)
+                if request.resource_type != "image" else None)
+        page.goto(server.url + "/docs")
+        page.locator(".swagger-ui .info .title").wait_for(timeout=30_000)
+        assert "dialogtune" in page.locator(".swagger-ui .info .title").inner_text()
+        page.get_by_text("/v1/chat/completions").first.wait_for(timeout=30_000)
+        page.goto(server.url + "/redoc")
+        page.get_by_text("/v1/intents").first.wait_for(timeout=30_000)
+        page.close()
+    foreign = [url for url in requested
+               if not url.startswith((server.url, "blob:" + server.url))]
+    assert not foreign, foreign
+    assert any(url.endswith("swagger-ui-bundle.js") for url in requested)

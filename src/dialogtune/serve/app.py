@@ -13,6 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, FastAPI, Header
 from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from .errors import APIError, BodyLimitMiddleware, install_error_handlers
 from .schemas import (ChatCompletion, ChatCompletionRequest, FeedbackRequest,
@@ -54,7 +55,10 @@ def create_app(settings: ServeSettings | None = None, intent_predictor=None,
         finally:
             service.stop()
 
-    app = FastAPI(title="dialogtune", version="0.1.0", lifespan=lifespan)
+    # FastAPIOffline: /docs and /redoc from packaged assets, not a CDN (servers are often
+    # offline, and a CDN script is a supply-chain risk on an API-key-holding page)
+    app = FastAPIOffline(title="dialogtune", version="0.1.0", lifespan=lifespan,
+                         static_url="/static-docs")
     app.state.service = service
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
