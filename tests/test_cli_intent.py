@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -10,8 +11,10 @@ import pytest
 
 import dialogtune
 from dialogtune.cli import main
+from dialogtune.config import load_config
+from dialogtune.runs.intent import load_intent_data
 
-from conftest import INTENT_EXAMPLES
+from conftest import INTENT_EXAMPLES, write_intent_csv
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -127,3 +130,35 @@ def test_light_commands_do_not_import_torch():
     assert result.returncode == 0, result.stderr
     with pytest.raises(AttributeError):
         dialogtune.no_such_name  # noqa: B018
+
+
+def test_training_on_every_example(tiny_bert, intent_csv, tmp_path, capsys):
+    """data.val_fraction=0: no hold-out, last weights kept, no threshold; predict still works."""
+    run = tmp_path / "run"
+    assert main(["train", "--task", "intent", "--data", str(intent_csv), "--output", str(run),
+                 "--model", tiny_bert, "--epochs", "1", "--set", "train.batch_size=4",
+                 "--set", "train.min_steps=0", "--set", "data.val_fraction=0"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["train_examples"] == 24 and summary["validation_examples"] == 0
+    assert summary["steps"] == 6 and summary["best_epoch"] is None
+    assert "oos_threshold" not in summary
+    assert main(["predict", str(run), "lost card", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)[0]
+    assert result["out_of_scope"] is False and result["intents"][0]["intent"] in INTENT_EXAMPLES
+
+
+def test_large_hold_out_share_advises_training_on_all_data(tmp_path, caplog):
+    """4 utterances an intent: the split holds out 1 in 4, and the log says what that costs."""
+    few = {label: texts[:4] for label, texts in INTENT_EXAMPLES.items()}
+    path = write_intent_csv(tmp_path / "few.csv", few)
+    cfg = load_config(None, [], **{"data.train": str(path), "task": "intent"})
+    with caplog.at_level(logging.WARNING, logger="dialogtune"):
+        data = load_intent_data(cfg)
+    assert len(data.validation) == len(few)
+    advice = [r.getMessage() for r in caplog.records if "val_fraction=0" in r.getMessage()]
+    assert advice and f"holds out {len(few)} of {4 * len(few)}" in advice[0]
+    caplog.clear()
+    cfg = load_config(None, ["data.val_fraction=0"], **{"data.train": str(path), "task": "intent"})
+    with caplog.at_level(logging.WARNING, logger="dialogtune"):
+        assert load_intent_data(cfg).validation == []
+    assert not [r for r in caplog.records if "val_fraction=0" in r.getMessage()]

@@ -305,3 +305,9 @@ def test_stratified_split_fraction_and_seed():
     assert len(train) == 28
     other = stratified_split(records, 0.1, seed=2)[1]
     assert set(held) != set(other)  # the seed matters
+
+
+def test_stratified_split_fraction_zero_holds_out_nothing():
+    records = make_records({"a": 20, "b": 10, "c": 1})
+    train, held = stratified_split(records, 0.0, seed=1)
+    assert held == [] and Counter(train) == Counter(records)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
 
@@ -38,7 +38,7 @@ class DataConfig(_Section):
     format: str = "auto"
     text_column: str | None = None
     label_column: str | None = None
-    val_fraction: float = 0.1
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)  # 0: train on every example
     max_length: int | None = None
     min_examples_warning: int = 5
 

@@ -144,6 +144,9 @@ def stratified_split(records: list[Utterance], fraction: float,
                      seed: int) -> tuple[list[Utterance], list[Utterance]]:
     """Hold out ``fraction`` of each label (at least one where a label has 2+ examples).
 
+    ``fraction`` 0 holds out nothing: training then uses every example and keeps the last
+    weights, with no best-epoch choice and no out-of-scope calibration.
+
     Written here rather than with scikit-learn because its stratified split refuses
     labels with a single example, which small domain data sets always have.
     """
@@ -157,7 +160,7 @@ def stratified_split(records: list[Utterance], fraction: float,
     for label in sorted(by_label):
         group = by_label[label][:]
         rng.shuffle(group)
-        take = 0 if len(group) < 2 else max(1, round(len(group) * fraction))
+        take = 0 if len(group) < 2 or fraction <= 0 else max(1, round(len(group) * fraction))
         held.extend(group[:take])
         train.extend(group[take:])
     return train, held

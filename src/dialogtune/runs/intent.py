@@ -26,6 +26,8 @@ from .layout import RunDir
 
 log = logging.getLogger("dialogtune")
 HEAD_LR = 4e-3  # the head starts random: measured to need ~20x the encoder's rate
+# A validation split this large a share of the data costs accuracy (see small_data_advice).
+SMALL_DATA_HOLD_OUT = 0.15
 
 
 @dataclass
@@ -49,6 +51,8 @@ def load_intent_data(cfg: RunConfig) -> IntentData:
         train = records
     else:
         train, validation = stratified_split(records, data.val_fraction, cfg.train.seed)
+        if len(validation) >= SMALL_DATA_HOLD_OUT * len(records):
+            log.warning(small_data_advice(len(validation), len(records)))
     # exact normalised-text checks only: fast enough for every run; details: data check
     for warning in fast_check_warnings(records, validation if data.eval else None,
                                        str(data.train), data.eval and str(data.eval)):
@@ -58,6 +62,16 @@ def load_intent_data(cfg: RunConfig) -> IntentData:
     if unseen:
         log.warning("validation labels absent from training are scored as errors: %s", unseen)
     return IntentData(train, validation, labels)
+
+
+def small_data_advice(held: int, total: int) -> str:
+    """Why and how to train on every example when the validation split is a big share."""
+    # benchmarks/intent_small_data.py, BANKING77, 3 seeds: holding out (1 of 5 per intent)
+    # cost 3.7 points of test accuracy; at 10 and 25 per intent about 0.5 points.
+    return (f"the validation split holds out {held} of {total} training utterances "
+            f"({held / total:.0%}); with this little data, --set data.val_fraction=0 trains "
+            "on all of them (BANKING77 at 5 per intent: +3.7 points test accuracy) but "
+            "calibrates no out-of-scope threshold (serve --oos-threshold sets one)")
 
 
 def validation_loss(probs, records, labels: LabelMap) -> float:
