@@ -59,6 +59,19 @@ def test_train_eval_predict(tiny_bert, intent_csv, tmp_path, capsys):
     assert sum(map(sum, matrix["matrix"])) == 24
     printed = capsys.readouterr().out
     assert f"wrote {out / 'metrics.json'}" in printed
+    assert metrics["out_of_scope"]["examples"] == 0
+    assert metrics["out_of_scope"]["threshold"] == json.loads(
+        (run / "run.json").read_text())["oos_threshold"]
+
+    # utterances of an intent the run never saw are out of scope: detection is measured
+    mixed = write_intent_csv(tmp_path / "mixed.csv",
+                             {**INTENT_EXAMPLES, "weather": ["will it rain", "sunny today?"]})
+    assert main(["eval", str(run), "--data", str(mixed), "--oos-threshold", "1.0",
+                 "--output", str(out / "oos.json")]) == 0
+    oos = json.loads((out / "oos.json").read_text())["out_of_scope"]
+    assert (oos["examples"], oos["threshold"], oos["recall"]) == (2, 1.0, 1.0)
+    assert oos["in_scope_rejected"] == 1.0 and 0.0 <= oos["auroc"] <= 1.0
+    assert '"out_of_scope_recall": 1.0' in capsys.readouterr().out
 
     assert main(["predict", str(run), "lost card", "check my balance", "--json",
                  "--top-k", "2"]) == 0

@@ -9,8 +9,10 @@ from hypothesis import strategies as st
 
 from dialogtune.data.intent import LabelMap
 from dialogtune.data.records import Utterance
-from dialogtune.evaluate.intent import calibrate_oos_threshold, score_probabilities
-from dialogtune.evaluate.metrics import classification_metrics, confusion, top_confused_pairs
+from dialogtune.evaluate.intent import (calibrate_oos_threshold, out_of_scope_report,
+                                       score_probabilities)
+from dialogtune.evaluate.metrics import (classification_metrics, confusion, out_of_scope_metrics,
+                                        top_confused_pairs)
 from dialogtune.evaluate.plots import plot_confusion_matrix
 
 LABELS = ["a", "b", "c"]
@@ -155,3 +157,39 @@ def test_calibrated_threshold_keeps_the_recall(tops, recall):
     kept = np.mean(probs.max(axis=1) >= threshold)
     assert kept >= recall - 1 / len(tops) - 1e-9
     assert min(tops) <= threshold + 1e-12 and threshold <= max(tops) + 1e-12
+
+
+def test_out_of_scope_metrics_hand_case():
+    # 4 in scope (3 right), 3 out of scope; flag below 0.5
+    confidence = [0.9, 0.7, 0.4, 0.8, 0.3, 0.6, 0.2]
+    is_oos = [False, False, False, False, True, True, True]
+    correct = [True, True, True, False, False, False, False]
+    got = out_of_scope_metrics(confidence, is_oos, correct, 0.5)
+    # flagged: 0.4 (in scope), 0.3, 0.2 (out of scope) -> 2 of 3 caught, 2 of 3 flags right
+    assert got["recall"] == pytest.approx(2 / 3) and got["precision"] == pytest.approx(2 / 3)
+    assert got["f1"] == pytest.approx(2 / 3)
+    assert got["in_scope_rejected"] == pytest.approx(1 / 4)
+    assert got["in_scope_accuracy"] == pytest.approx(2 / 4)  # 0.9, 0.7 right and kept
+    # AUROC: of 12 (oos, in-scope) pairs, the oos turn is less confident in 11 (not 0.6 > 0.4)
+    assert got["auroc"] == pytest.approx(11 / 12)
+    assert (got["examples"], got["in_scope_examples"]) == (3, 4)
+    # the F1-best cut flags exactly {0.2, 0.3, 0.4, 0.6}: recall 1, precision 3/4
+    best = out_of_scope_metrics(confidence, is_oos, correct, got["best_f1_threshold"])
+    assert best["f1"] == pytest.approx(got["best_f1"]) == pytest.approx(6 / 7)
+
+
+def test_out_of_scope_metrics_without_labels_or_threshold():
+    only_in = out_of_scope_metrics([0.9, 0.4], [False, False], [True, True], 0.5)
+    assert only_in["in_scope_rejected"] == 0.5 and "recall" not in only_in
+    assert "auroc" not in only_in
+    no_threshold = out_of_scope_metrics([0.9, 0.4], [False, True], [True, False], None)
+    assert no_threshold["auroc"] == 1.0 and "recall" not in no_threshold
+
+
+def test_out_of_scope_report_treats_unseen_labels_as_out_of_scope():
+    labels = LabelMap(["a", "b"])
+    records = [Utterance("x", "a", 1), Utterance("y", "b", 2), Utterance("z", "weather", 3)]
+    probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.55, 0.45]])
+    report = out_of_scope_report(probs, records, labels, 0.6)
+    assert report["examples"] == 1 and report["recall"] == 1.0 and report["precision"] == 1.0
+    assert report["in_scope_accuracy"] == 1.0

@@ -75,11 +75,19 @@ def evaluate(
     data: str = typer.Option(..., "--data", help="Labelled test file."),
     output: Optional[Path] = typer.Option(None, "--output", help="metrics.json to write."),
     base: bool = typer.Option(False, "--base", help="Score the base model the run started from."),
+    oos_threshold: Optional[float] = typer.Option(
+        None, "--oos-threshold", min=0.0, max=1.0,
+        help="Intent runs: flag out of scope below this top probability (default: the run's "
+             "calibrated one)."),
 ) -> None:
-    """Evaluate a run on held-out data and write the metrics (and plots) as JSON/PNG."""
+    """Evaluate a run on held-out data and write the metrics (and plots) as JSON/PNG.
+
+    For intent runs, test labels the run never saw are out of scope: the metrics then
+    include their detection (recall, precision, F1, AUROC, the F1-best threshold).
+    """
     from .pipeline import evaluate_run
 
-    metrics = evaluate_run(run, data, output, base=base)
+    metrics = evaluate_run(run, data, output, base=base, oos_threshold=oos_threshold)
     typer.echo(json.dumps(_headline(metrics), indent=2))
     if output:
         typer.echo(f"wrote {output}")
@@ -87,7 +95,11 @@ def evaluate(
 
 def _headline(metrics: dict) -> dict:
     """The numbers a person reads first; the file holds everything."""
-    return {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+    headline = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+    oos = metrics.get("out_of_scope") or {}
+    headline.update({f"out_of_scope_{k}": v for k, v in oos.items()
+                     if k in ("recall", "precision", "f1", "auroc", "in_scope_accuracy")})
+    return headline
 
 
 @app.command()

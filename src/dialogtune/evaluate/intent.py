@@ -10,7 +10,8 @@ import numpy as np
 from ..checkpoint import write_json_atomic
 from ..data.intent import LabelMap
 from ..data.records import Utterance
-from .metrics import classification_metrics, confusion, top_confused_pairs
+from .metrics import (classification_metrics, confusion, out_of_scope_metrics,
+                      top_confused_pairs)
 from .plots import plot_confusion_matrix
 
 SINGLE_LATENCY_SAMPLES = 50
@@ -25,14 +26,22 @@ def score_probabilities(probs: np.ndarray, records: list[Utterance], labels: Lab
     return metrics
 
 
-def evaluate_intent(predictor, records: list[Utterance], out_dir: Path | None = None) -> dict:
-    """Full evaluation report for a trained run; writes the confusion matrix JSON + PNG."""
+def evaluate_intent(predictor, records: list[Utterance], out_dir: Path | None = None,
+                    oos_threshold: float | None = None) -> dict:
+    """Full evaluation report for a trained run; writes the confusion matrix JSON + PNG.
+
+    Test utterances whose label is none of the run's intents are out of scope: they count
+    as errors in ``accuracy`` and are what ``out_of_scope`` measures detection on, at the
+    run's calibrated threshold unless ``oos_threshold`` is given.
+    """
     texts = [r.text for r in records]
     started = time.perf_counter()
     probs = predictor.probabilities(texts)
     batch_seconds = time.perf_counter() - started
     labels = predictor.labels
     metrics = score_probabilities(probs, records, labels)
+    metrics["out_of_scope"] = out_of_scope_report(
+        probs, records, labels, predictor.oos_threshold if oos_threshold is None else oos_threshold)
     known = [(labels.index[r.label], int(p)) for r, p in zip(records, probs.argmax(1))
              if r.label in labels.index]
     matrix = confusion([t for t, _ in known], [p for _, p in known], len(labels))
@@ -46,6 +55,15 @@ def evaluate_intent(predictor, records: list[Utterance], out_dir: Path | None = 
         plot_confusion_matrix(matrix, labels.labels, out_dir / "confusion_matrix.png")
         metrics["confusion_matrix_png"] = str(out_dir / "confusion_matrix.png")
     return metrics
+
+
+def out_of_scope_report(probs: np.ndarray, records: list[Utterance], labels: LabelMap,
+                        threshold: float | None) -> dict:
+    """``out_of_scope_metrics`` for probabilities over labelled utterances (see there)."""
+    truth = [labels.index.get(r.label, -1) for r in records]
+    return out_of_scope_metrics(probs.max(axis=1), [t < 0 for t in truth],
+                                [t == int(p) for t, p in zip(truth, probs.argmax(axis=1))],
+                                threshold)
 
 
 def _single_latency(predictor, texts: list[str]) -> float:

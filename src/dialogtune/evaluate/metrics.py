@@ -6,7 +6,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import (accuracy_score, confusion_matrix, precision_recall_curve,
+                             precision_recall_fscore_support, roc_auc_score)
 
 
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int],
@@ -28,6 +29,42 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int],
         labels[i]: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
                     "support": int(s[i])} for i in ids}
     return result
+
+
+def out_of_scope_metrics(confidence: Sequence[float], is_oos: Sequence[bool],
+                         correct: Sequence[bool], threshold: float | None) -> dict:
+    """Out-of-scope detection, where a turn is flagged when its top probability < threshold.
+
+    ``is_oos``: the true label is none of the model's intents; ``correct``: the top intent
+    is right. Reported as dialogue NLU papers do (CLINC150): out-of-scope recall, precision
+    and F1, and in-scope accuracy counting a rejected in-scope turn as an error; plus the
+    threshold-free AUROC and, given labelled out-of-scope turns, the F1-best threshold.
+    """
+    confidence = np.asarray(confidence, dtype=float)
+    is_oos, correct = np.asarray(is_oos, dtype=bool), np.asarray(correct, dtype=bool)
+    result: dict = {"threshold": threshold, "examples": int(is_oos.sum()),
+                    "in_scope_examples": int((~is_oos).sum())}
+    if threshold is not None:
+        flagged = confidence < threshold
+        result["in_scope_rejected"] = _mean(flagged[~is_oos])
+        result["in_scope_accuracy"] = _mean((correct & ~flagged)[~is_oos])
+        if is_oos.any():
+            p, r, f, _ = precision_recall_fscore_support(is_oos, flagged, average="binary",
+                                                         zero_division=0)
+            result.update(precision=float(p), recall=float(r), f1=float(f))
+    if is_oos.any() and (~is_oos).any():
+        result["auroc"] = float(roc_auc_score(is_oos, -confidence))
+        precision, recall, cuts = precision_recall_curve(is_oos, -confidence)
+        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+        best = int(np.argmax(f1[:-1]))  # the last point has no threshold
+        # flagged means -confidence >= cut, i.e. confidence <= -cut: the next float up
+        result["best_f1_threshold"] = float(np.nextafter(-cuts[best], np.inf))
+        result["best_f1"] = float(f1[best])
+    return result
+
+
+def _mean(values: np.ndarray) -> float | None:
+    return float(values.mean()) if values.size else None
 
 
 def confusion(y_true: Sequence[int], y_pred: Sequence[int], num_labels: int) -> np.ndarray:
