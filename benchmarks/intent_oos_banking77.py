@@ -12,7 +12,6 @@ Usage: ``python benchmarks/intent_oos_banking77.py [--k 10] [--seed 1] [--json o
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from intent_banking77 import DEFAULT_DATA, run_dialogtune  # noqa: E402
+from intent_small_data import rows_by_intent, sample_rows, write_train_and_test  # noqa: E402
 
 RULES = {  # name -> share of the correct validation predictions kept above the threshold
     "keep 95% of correct (default)": 0.95,
@@ -32,24 +32,11 @@ RULES = {  # name -> share of the correct validation predictions kept above the 
 def write_split(source: Path, target: Path, oos_fraction: float, k: int | None,
                 seed: int) -> list[str]:
     """In-scope training rows (``k`` per intent at most) and the whole test set."""
-    with (source / "train.csv").open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    intents = sorted({row["category"] for row in rows})
-    rng = random.Random(seed)
-    unknown = set(rng.sample(intents, round(oos_fraction * len(intents))))
-    by_intent: dict[str, list[dict]] = {}
-    for row in rows:
-        if row["category"] not in unknown:
-            by_intent.setdefault(row["category"], []).append(row)
-    kept = [row for intent in sorted(by_intent)
-            for row in (rng.sample(by_intent[intent], min(k, len(by_intent[intent])))
-                        if k else by_intent[intent])]
-    target.mkdir(parents=True, exist_ok=True)
-    with (target / "train.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["text", "category"])
-        writer.writeheader()
-        writer.writerows(kept)
-    (target / "test.csv").write_bytes((source / "test.csv").read_bytes())
+    grouped = rows_by_intent(source)
+    rng = random.Random(seed)  # one stream: the unknown intents, then the sample
+    unknown = set(rng.sample(sorted(grouped), round(oos_fraction * len(grouped))))
+    known = {intent: rows for intent, rows in grouped.items() if intent not in unknown}
+    write_train_and_test(source, target, sample_rows(known, k, rng))
     return sorted(unknown)
 
 

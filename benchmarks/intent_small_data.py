@@ -29,22 +29,38 @@ VARIANTS = {
 }
 
 
-def write_subset(source: Path, target: Path, per_intent: int, seed: int) -> int:
-    """``per_intent`` random training rows of each intent, and the full test set beside them."""
+def rows_by_intent(source: Path) -> dict[str, list[dict]]:
+    """BANKING77's training rows grouped by intent, in file order."""
     with (source / "train.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    by_intent: dict[str, list[dict]] = {}
+    grouped: dict[str, list[dict]] = {}
     for row in rows:
-        by_intent.setdefault(row["category"], []).append(row)
-    rng = random.Random(seed)
-    picked = [row for intent in sorted(by_intent)
-              for row in rng.sample(by_intent[intent], min(per_intent, len(by_intent[intent])))]
+        grouped.setdefault(row["category"], []).append(row)
+    return grouped
+
+
+def sample_rows(grouped: dict[str, list[dict]], per_intent: int | None,
+                rng: random.Random) -> list[dict]:
+    """``per_intent`` random rows of each intent (all of them when None), intents sorted."""
+    return [row for intent in sorted(grouped) for row in (
+        rng.sample(grouped[intent], min(per_intent, len(grouped[intent])))
+        if per_intent else grouped[intent])]
+
+
+def write_train_and_test(source: Path, target: Path, train_rows: list[dict]) -> None:
+    """``train_rows`` as train.csv, and the full test set beside them."""
     target.mkdir(parents=True, exist_ok=True)
     with (target / "train.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["text", "category"])
         writer.writeheader()
-        writer.writerows(picked)
+        writer.writerows(train_rows)
     (target / "test.csv").write_bytes((source / "test.csv").read_bytes())
+
+
+def write_subset(source: Path, target: Path, per_intent: int, seed: int) -> int:
+    """``per_intent`` random training rows of each intent, and the full test set beside them."""
+    picked = sample_rows(rows_by_intent(source), per_intent, random.Random(seed))
+    write_train_and_test(source, target, picked)
     return len(picked)
 
 
