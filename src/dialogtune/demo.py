@@ -46,10 +46,17 @@ def run_intent_demo(output: Path, examples: Path = EXAMPLES) -> dict:
         print(f"  test {key:26s} {metrics[key]:.4f}")
     for pair in metrics["top_confused_pairs"][:3]:
         print(f"  confused: {pair['true']} -> {pair['predicted']} ({pair['count']}x)")
+    oos = metrics["out_of_scope"]
+    if oos["threshold"] is not None:
+        print(f"  out of scope below {oos['threshold']:.2f} (calibrated on "
+              f"{summary['validation_examples']} validation utterances): rejects "
+              f"{oos['in_scope_rejected']:.0%} of the in-scope test utterances")
     predictor = Predictor.from_run(run)
-    for text in ("my phone got stolen on the bus", "is there a shop open on sunday?"):
-        best = predictor.classify([text], top_k=1)[0]["intents"][0]
-        print(f"  predict: {text!r} -> {best['intent']} ({best['probability']:.2f})")
+    for text in ("my phone got stolen on the bus", "is there a shop open on sunday?",
+                 "who won the football game last night?"):
+        result = predictor.classify([text], top_k=1)[0]
+        best, flag = result["intents"][0], "  [out of scope]" if result["out_of_scope"] else ""
+        print(f"  predict: {text!r} -> {best['intent']} ({best['probability']:.2f}){flag}")
     print(f"  plots: {run / 'training_curves.png'}, {run / 'eval' / 'confusion_matrix.png'}")
     print(f"  metrics: {run / 'eval' / 'metrics.json'}")
     return metrics
