@@ -273,7 +273,10 @@ def _end_epoch(model: nn.Module, evaluate: EvalFn | None, objective: Objective,
 def _rng_states_of_all_ranks(accelerator) -> torch.Tensor:
     """Every process's CPU RNG state, one row per rank, so each resumes its own draws."""
     state = torch.get_rng_state().unsqueeze(0)
-    return accelerator.gather(state).cpu() if accelerator.num_processes > 1 else state
+    if accelerator.num_processes == 1:
+        return state
+    # NCCL (multi-GPU) gathers device tensors only; gloo takes the CPU tensor as it is
+    return accelerator.gather(state.to(accelerator.device)).cpu()
 
 
 def _fused_supported(model: nn.Module) -> bool:
