@@ -203,9 +203,10 @@ def test_prompt_learning_decoding_matches_the_training_forward(strategy, folder)
 
 
 @pytest.mark.slow
-def test_embedded_smollm2_trains_and_evaluates(tmp_path):
+def test_embedded_smollm2_trains_and_evaluates(tmp_path, capsys, monkeypatch):
     """The real path on the embedded model: 3 LoRA steps on 4 example dialogues, then
-    held-out perplexity (2 dialogues) for the run and its base model."""
+    held-out perplexity (2 dialogues) for the run and its base model, GGUF export, and the
+    chat demo's scoring and printing on that run."""
     import json as _json
 
     from dialogtune.runs.chat import evaluate_chat
@@ -215,7 +216,7 @@ def test_embedded_smollm2_trains_and_evaluates(tmp_path):
     train = write_jsonl(tmp_path / "train.jsonl", [_json.loads(line) for line in lines])
     lines = (examples / "dialogues_test.jsonl").read_text().splitlines()[:2]
     test = write_jsonl(tmp_path / "test.jsonl", [_json.loads(line) for line in lines])
-    run = tmp_path / "run"
+    run = tmp_path / "chat_lora"  # where the chat demo looks for (and reuses) its run
     summary = train_run(chat_config(run, train, "smollm2", "train.max_steps=3",
                                     "train.save_every_steps=0"))
     assert summary["steps"] == 3 and summary["strategy"] == "lora"
@@ -232,3 +233,13 @@ def test_embedded_smollm2_trains_and_evaluates(tmp_path):
 
     info = export_run(run, tmp_path / "model.gguf", gguf=True)
     assert info["check"]["same_tokens"] and info["check"]["next_token_agreement"] >= 0.95
+
+    import dialogtune.demo_chat as demo_chat
+
+    monkeypatch.setattr(demo_chat, "SHOWN_REPLIES", 1)
+    capsys.readouterr()
+    headline = demo_chat.run_chat_demo(tmp_path)
+    printed = capsys.readouterr().out
+    assert "reusing the finished run" in printed and "reference" in printed
+    assert f"base {headline['base_perplexity']:.2f} -> tuned" in printed
+    assert 1 < headline["tuned_perplexity"] < headline["base_perplexity"]
