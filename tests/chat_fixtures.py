@@ -8,6 +8,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -93,3 +95,15 @@ def build_model_folder(folder: Path, template: str = "chatml", seed: int = 0) ->
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> str:
+    """The tiny ChatML Llama as a local folder, once per test module."""
+    return build_model_folder(tmp_path_factory.mktemp("tiny_llama"))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """The test dialogues as a chat JSONL file, once per test module."""
+    return write_jsonl(tmp_path_factory.mktemp("chat") / "dialogues.jsonl", DIALOGUES)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from chat_fixtures import DIALOGUES, build_model_folder, write_jsonl
+from chat_fixtures import (DIALOGUES, data, folder,  # noqa: F401
+                           write_jsonl)
 from dialogtune.chat_predictor import ChatPredictor
 from dialogtune.cli import main
 from dialogtune.config import load_config
@@ -23,16 +24,6 @@ from dialogtune.pipeline import evaluate_run, train_run
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory) -> str:
-    return build_model_folder(tmp_path_factory.mktemp("tiny_llama"))
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    return write_jsonl(tmp_path_factory.mktemp("chat") / "dialogues.jsonl", DIALOGUES)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 import dialogtune.runs.chat as chat_run
-from chat_fixtures import DIALOGUES, build_model_folder, write_jsonl
+from chat_fixtures import (data, folder,  # noqa: F401
+                           write_jsonl)
 from conftest import Interrupt
 from dialogtune.chat_predictor import ChatPredictor, load_chat_run
 from dialogtune.config import StrategyConfig, TrainConfig, load_config
@@ -28,16 +29,6 @@ PROBE = [{"role": "user", "content": "What is my balance?"}]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory) -> str:
-    return build_model_folder(tmp_path_factory.mktemp("tiny_llama"))
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    return write_jsonl(tmp_path_factory.mktemp("chat") / "train.jsonl", DIALOGUES)
 
 
 def chat_config(run: Path, data: Path, model: str, *overrides: str, task: str = "chat"):
