@@ -129,6 +129,8 @@ def test_eval_and_predict_errors(tmp_path, intent_csv, capsys):
 def test_usage_error_exit_code(capsys):
     assert main(["train", "--no-such-flag"]) == 2
     assert "no-such-flag" in capsys.readouterr().err
+    assert main(["eval", "RUN", "--data", "t.csv", "--oos-threshold", "1.5"]) == 2
+    assert "--oos-threshold" in capsys.readouterr().err
 
 
 def test_light_commands_do_not_import_torch():

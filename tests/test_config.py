@@ -153,3 +153,9 @@ def test_intent_epochs_default_is_measured_two_unless_the_user_sets_it():
     assert load_config(None, None, task="intent").resolved().train.epochs == 2
     assert load_config(None, ["train.epochs=3"], task="intent").resolved().train.epochs == 3
     assert load_config(None, None, task="chat").resolved().train.epochs == 3
+
+
+@pytest.mark.parametrize("value", ["1.0", "-0.1"])
+def test_val_fraction_outside_zero_to_one_is_refused(value):
+    with pytest.raises(ConfigError, match="data.val_fraction"):
+        load_config(None, [f"data.val_fraction={value}"])
