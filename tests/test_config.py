@@ -26,9 +26,14 @@ def test_yaml_file(tmp_path):
     assert cfg.strategy.target_modules == ["q_proj", "v_proj"]
 
 
-def test_empty_yaml_is_defaults(tmp_path):
+@pytest.mark.parametrize("content", ["", "\n", "# only a comment\n"])
+def test_empty_yaml_is_an_error(tmp_path, content):
+    """An empty file (truncated, or the wrong one) is refused, not read as all defaults."""
     path = tmp_path / "c.yaml"
-    path.write_text("")
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=f"^{path}: the config file is empty"):
+        load_config(path)
+    path.write_text("{}\n")  # all defaults, said explicitly
     assert load_config(path) == RunConfig()
 
 

@@ -236,6 +236,23 @@ def test_hf_dataset_class_label_names(tmp_path):
                                            ("block it", "card")]
 
 
+def test_hf_dataset_class_label_minus_one_is_refused(tmp_path):
+    """ClassLabel's -1 ("no label") was read as names[-1], the last intent."""
+    import datasets
+
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["card", "balance", "x"])})
+    folder = tmp_path / "ds"
+    datasets.Dataset.from_dict({"text": ["lost card", "my balance", "no idea"],
+                                "label": [0, 1, -1]}, features=features).save_to_disk(str(folder))
+    with pytest.raises(DataError) as info:
+        read_intents(folder)
+    message = str(info.value)
+    assert message.startswith(f"{folder}:3 (field 'label'): label -1 at row index 2 means "
+                              "'no label'")
+    assert "\n" not in message and info.value.field == "label"
+
+
 def test_hf_dataset_dict_uses_train_split(tmp_path):
     import datasets
 

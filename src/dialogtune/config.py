@@ -119,9 +119,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{path}: config file not found") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(loaded, dict) and loaded is not None:
+        if loaded is None:  # an empty (or all-comment) file: likely truncated or the wrong one
+            raise ConfigError(f"{path}: the config file is empty; write at least one setting "
+                              "(or '{}' for all defaults)")
+        if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
-        raw = loaded or {}
+        raw = loaded
     for dotted, value in cli_values.items():
         if value is not None:
             _set_dotted(raw, dotted, value)

@@ -128,9 +128,24 @@ def _read_hf_dataset(path: Path, text_column: str | None,
     names = getattr(feature, "names", None)  # ClassLabel stores ints
     records = []
     for index, row in enumerate(data, start=1):
-        label = names[row[label_key]] if names is not None else row[label_key]
+        label = row[label_key]
+        if names is not None:
+            label = _class_name(names, label, path, index, label_key)
         records.append(_make(row[text_key], label, path, index, text_key, label_key))
     return records
+
+
+def _class_name(names: list[str], value: int | None, path: Path, line: int, field: str) -> str:
+    """A ClassLabel integer's name; -1 (ClassLabel's "no label") and out-of-range refused.
+
+    Python indexing would read -1 as the last intent, silently mislabelling the row.
+    """
+    if value is None or not 0 <= value < len(names):
+        what = "means 'no label'" if value == -1 else f"is not one of {len(names)} classes"
+        raise DataError(f"label {value} at row index {line - 1} {what}; drop unlabelled rows "
+                        "first: dataset.filter(lambda r: r['label'] >= 0)",
+                        str(path), line, field)
+    return names[value]
 
 
 def rare_label_warnings(records: list[Utterance], minimum: int) -> list[str]:
