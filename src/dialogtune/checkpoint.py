@@ -1,15 +1,20 @@
-"""Atomic saving and loading of weights and resumable training state, safetensors only.
+"""Atomic, durable saving and verified loading of weights and resumable training state.
 
 A checkpoint is a folder written under a temporary name and swapped in by rename, so a
-crash leaves either the previous checkpoint or the new one, never half of one.
+crash leaves either the previous checkpoint or the new one, never half of one. Its files are
+fsynced before the rename (see ``atomic``), and ``manifest.json``, written last, records
+each file's size and SHA-256: loading verifies them and falls back to the previous
+checkpoint (kept as ``checkpoint.old``) when the newest is damaged (a truncated or missing
+file after a disk fault or a copy cut short).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +22,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .atomic import atomic_path, replace_durably, temporary_folder
+
+log = logging.getLogger("dialogtune")
 WEIGHTS = "model.safetensors"
+OPTIMIZER = "optimizer.safetensors"
+STATE = "state.json"
+MANIFEST = "manifest.json"
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -28,17 +39,10 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path,
                  metadata: dict[str, str] | None = None) -> None:
-    """Write a safetensors file atomically (temporary file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp,
+    """Write a safetensors file atomically and durably (temporary file, fsync, rename)."""
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp),
                   metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def load_trainable(model: nn.Module, path: Path) -> None:
@@ -52,15 +56,10 @@ def load_trainable(model: nn.Module, path: Path) -> None:
 
 
 def write_json_atomic(data: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    """Replace a JSON file atomically and durably; on failure the old file stays."""
+    with atomic_path(path) as tmp:
+        with tmp.open("w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=2)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], list]:
@@ -84,17 +83,18 @@ def save_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optim
     """Write weights, optimizer moments, RNG state and loop progress as one atomic folder.
 
     ``rng_states`` holds one row per process (each rank's dropout draws differ); without it
-    the calling process's state is saved as the only row.
+    the calling process's state is saved as the only row. The checkpoint it replaces is
+    kept as ``FOLDER.old``: the fallback should this one later fail verification.
     """
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    staging = temporary_folder(folder)
     try:
         save_tensors(trainable_state(model), staging / WEIGHTS)
         tensors, groups = _flatten_optimizer(optimizer.state_dict())
         tensors["__torch_rng__"] = (rng_states if rng_states is not None
                                     else torch.get_rng_state().unsqueeze(0))
-        save_tensors(tensors, staging / "optimizer.safetensors")
-        write_json_atomic({"progress": progress, "param_groups": groups}, staging / "state.json")
+        save_tensors(tensors, staging / OPTIMIZER)
+        write_json_atomic({"progress": progress, "param_groups": groups}, staging / STATE)
+        write_json_atomic(_manifest(staging), staging / MANIFEST)  # last: says "complete"
     except BaseException:  # a failed write (disk full, interrupt) leaves no half folder behind
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -102,15 +102,56 @@ def save_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optim
     if folder.exists():
         shutil.rmtree(previous, ignore_errors=True)
         os.replace(folder, previous)
-    os.replace(staging, folder)
-    shutil.rmtree(previous, ignore_errors=True)
+    replace_durably(staging, folder)  # also makes the rename to .old durable (same folder)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()  # hashlib.file_digest is Python 3.11+; 3.10 is supported
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
+    # Hashing reads the files back from the page cache: measured 1.1 GB/s here, about
+    # 0.25 s for a fully fine-tuned 22M-parameter encoder (weights + two Adam moments).
+    return {"files": {path.name: {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+                      for path in sorted(folder.iterdir()) if path.name != MANIFEST}}
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """What is wrong with the checkpoint in ``folder``, or None when it verifies."""
+    if not (folder / MANIFEST).exists():
+        # checkpoints written before manifests: complete when state.json made it
+        return None if (folder / STATE).exists() else f"no {MANIFEST}"
+    try:
+        files = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["files"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"unreadable {MANIFEST} ({exc})"
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != expected["bytes"]:
+            return f"{name} has {path.stat().st_size} bytes, {expected['bytes']} were written"
+        if _sha256(path) != expected["sha256"]:
+            return f"{name} does not match the checksum it was written with"
+    return None
 
 
 def find_checkpoint(folder: Path) -> Path | None:
-    """The complete checkpoint, also after a crash between the two renames."""
+    """The newest checkpoint that verifies: ``folder``, else the previous ``folder.old``.
+
+    ``.old`` alone also remains after a crash between the two renames of a save.
+    """
     for candidate in (folder, folder.with_name(folder.name + ".old")):
-        if (candidate / "state.json").exists():
+        if not candidate.exists():
+            continue
+        problem = checkpoint_problem(candidate)
+        if problem is None:
             return candidate
+        log.warning("checkpoint %s is damaged (%s); trying the previous one", candidate, problem)
     return None
 
 
@@ -122,8 +163,8 @@ def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optim
     saved from reuses rows (still deterministic, no longer identical to an unbroken run).
     """
     load_trainable(model, folder / WEIGHTS)
-    meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-    tensors = load_file(str(folder / "optimizer.safetensors"))
+    meta = json.loads((folder / STATE).read_text(encoding="utf-8"))
+    tensors = load_file(str(folder / OPTIMIZER))
     rng = tensors.pop("__torch_rng__")
     if rng.dim() == 2:  # one row per process (a 1-D state: checkpoints from before rows)
         # clone: set_rng_state on a row view (offset into shared storage) segfaulted here

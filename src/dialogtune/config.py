@@ -187,7 +187,10 @@ def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def save_config(cfg: RunConfig, path: Path) -> None:
-    path.write_text(cfg.to_yaml(), encoding="utf-8")
+    """Write the resolved config atomically and durably (a run is repeated from it)."""
+    from .atomic import write_text_atomic
+
+    write_text_atomic(path, cfg.to_yaml())
 
 
 def read_run_config(run_dir: Path) -> RunConfig:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -27,13 +26,12 @@ def refuse_same_file(source: str | Path, target: str | Path) -> None:
 
 
 def _atomic_write(path: str | Path, write) -> None:
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    with open(temp, "w", encoding="utf-8", errors="backslashreplace", newline="") as handle:
-        write(handle)
-    os.replace(temp, path)
+    """Write through ``write(handle)`` to a temporary sibling, then fsync and rename it."""
+    from ..atomic import atomic_path
+
+    with atomic_path(path) as temp:
+        with open(temp, "w", encoding="utf-8", errors="backslashreplace", newline="") as handle:
+            write(handle)
 
 
 def write_csv(path: str | Path, header: list[str], rows: Iterable[list[str]]) -> None:
