@@ -177,8 +177,12 @@ def test_save_checkpoint_leaves_no_temporary_files(tmp_path):
     folder = tmp_path / "checkpoint"
     save_checkpoint(folder, model, optimizer, {"step": 1})
     save_checkpoint(folder, model, optimizer, {"step": 2})
-    assert folder_listing(tmp_path) == ["checkpoint"]
-    assert folder_listing(folder) == ["model.safetensors", "optimizer.safetensors", "state.json"]
+    # the previous checkpoint stays, as the fallback should the newest be damaged
+    assert folder_listing(tmp_path) == ["checkpoint", "checkpoint.old"]
+    assert folder_listing(folder) == ["manifest.json", "model.safetensors",
+                                      "optimizer.safetensors", "state.json"]
+    assert json.loads((tmp_path / "checkpoint.old" / "state.json").read_text())["progress"] \
+        == {"step": 1}
     assert set(load_file(str(folder / "model.safetensors"))) == {"0.weight", "1.weight", "1.bias"}
 
     other, other_optimizer = small_model_and_optimizer(seed=1)
@@ -211,7 +215,7 @@ def test_each_rank_resumes_its_own_random_state(tmp_path):
         assert torch.equal(torch.rand(5), next_draws[rank])
 
 
-def test_stale_old_folder_is_found_and_then_cleaned(tmp_path):
+def test_lone_old_folder_is_found_and_then_kept_as_previous(tmp_path):
     model, optimizer = small_model_and_optimizer()
     folder = tmp_path / "checkpoint"
     assert find_checkpoint(folder) is None
@@ -223,8 +227,9 @@ def test_stale_old_folder_is_found_and_then_cleaned(tmp_path):
     other, other_optimizer = small_model_and_optimizer(seed=1)
     assert load_checkpoint(find_checkpoint(folder), other, other_optimizer) == {"step": 3}
     save_checkpoint(folder, other, other_optimizer, {"step": 4})
-    assert folder_listing(tmp_path) == ["checkpoint"]
+    assert folder_listing(tmp_path) == ["checkpoint", "checkpoint.old"]
     assert find_checkpoint(folder) == folder
+    assert json.loads((old / "state.json").read_text())["progress"] == {"step": 3}
 
 
 def test_complete_checkpoint_wins_over_old(tmp_path):
@@ -232,9 +237,9 @@ def test_complete_checkpoint_wins_over_old(tmp_path):
     folder = tmp_path / "checkpoint"
     save_checkpoint(folder.with_name("checkpoint.old"), model, optimizer, {"step": 1})
     save_checkpoint(folder, model, optimizer, {"step": 2})
-    assert find_checkpoint(folder) == folder  # a crash after the swap, before cleanup
+    assert find_checkpoint(folder) == folder  # both complete: the newer wins
     save_checkpoint(folder, model, optimizer, {"step": 3})
-    assert folder_listing(tmp_path) == ["checkpoint"]
+    assert folder_listing(tmp_path) == ["checkpoint", "checkpoint.old"]
 
 
 def test_failed_save_keeps_previous_checkpoint_and_no_staging(tmp_path, monkeypatch):
@@ -279,7 +284,7 @@ def test_run_resumes_from_old_checkpoint(tiny_bert, intent_csv, tmp_path):
     seen_steps: list[int] = []
     summary = train_intent(cfg, resume=True, callbacks=[seen_steps.append])
     assert seen_steps == [3, 4, 5, 6] and summary["steps"] == 6
-    assert not (run / "checkpoint.old").exists() and (run / "checkpoint").exists()
+    assert (run / "checkpoint.old").exists() and (run / "checkpoint").exists()
     assert not [p for p in run.iterdir() if p.name.startswith(".")]
 
 

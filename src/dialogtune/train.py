@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .atomic import remove_temporaries
 from .checkpoint import find_checkpoint, load_checkpoint, load_trainable, save_checkpoint
 from .checkpoint import save_tensors, trainable_state
 from .config import TrainConfig
@@ -108,8 +109,12 @@ class RunLog:
 def fit(model: nn.Module, batches: BatchSource, loss_fn: LossFn, evaluate: EvalFn | None,
         cfg: TrainConfig, run_dir: Path, lr: float, head_lr: float | None = None,
         objective: Objective = Objective("accuracy"), resume: bool = False,
-        callbacks: Iterable[StepCallback] = ()) -> FitResult:
-    """Train ``model`` in place; on return it holds the best (or last) weights."""
+        callbacks: Iterable[StepCallback] = (), fingerprint: dict | None = None) -> FitResult:
+    """Train ``model`` in place; on return it holds the best (or last) weights.
+
+    ``fingerprint`` (settings and data the run was started with) is stored in every
+    checkpoint, so that a resume with other settings or data can be refused.
+    """
     from accelerate.utils import set_seed
 
     accelerator = _accelerator()
@@ -126,6 +131,7 @@ def fit(model: nn.Module, batches: BatchSource, loss_fn: LossFn, evaluate: EvalF
     loop = _Loop(accelerator, model, optimizer, scheduler, cfg, run_dir, total)
     if resume:
         loop.resume()
+    loop.progress["fingerprint"] = fingerprint
     loop.prepare()
     stopped_early = False
     while loop.progress["step"] < total and not stopped_early:
@@ -190,6 +196,8 @@ class _Loop:
         self.log = RunLog(run_dir / "train_log.jsonl", accelerator.is_main_process)
 
     def resume(self) -> None:
+        if self.accelerator.is_main_process:  # files a killed save left half-written
+            remove_temporaries(self.checkpoint_dir.parent)
         found = find_checkpoint(self.checkpoint_dir)
         if found is not None:
             self.progress = load_checkpoint(found, self.raw_model, self.optimizer,

@@ -26,6 +26,7 @@ from ..evaluate.plots import plot_training_curves
 from ..lm import lm_loss, load_lm, token_nll
 from ..strategies import apply_strategy, get_strategy, parameter_counts
 from ..train import FitResult, Objective, fit
+from .fingerprint import check_resume, run_fingerprint
 from .layout import RunDir
 
 log = logging.getLogger("dialogtune")
@@ -107,7 +108,10 @@ def train_chat(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
     """Fine-tune a causal LM on dialogues or documents; writes the run directory."""
     cfg = chat_defaults(cfg)
     run = RunDir(Path(cfg.output or f"runs/{cfg.task}"))
-    if not resume:
+    fingerprint = run_fingerprint(cfg)
+    if resume:
+        check_resume(run.path / "checkpoint", fingerprint)
+    else:
         run.check_fresh()
     run.path.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run.config)
@@ -126,7 +130,7 @@ def train_chat(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
     validate = (lambda m: mean_nll(m, data.validation, pad_id)) if data.validation else None
     lr = cfg.train.lr or get_strategy(cfg.strategy.name).learning_rate(cfg.task)
     result = fit(model, batches, lm_loss, validate, cfg.train, run.path, lr, None,
-                 Objective("nll", higher_is_better=False), resume, callbacks)
+                 Objective("nll", higher_is_better=False), resume, callbacks, fingerprint)
     summary = _summary(cfg, source, data, result, trainable, total, counter, lr, pack)
     _write_run(run, model, cfg, result, summary)
     return summary
@@ -152,13 +156,14 @@ def _write_run(run: RunDir, model, cfg: RunConfig, result: FitResult, summary: d
 
     if not PartialState().is_main_process:
         return
-    save_tensors(trainable_state(model), run.weights, metadata={"strategy": cfg.strategy.name})
     metrics = {"validation": result.best_metrics, **{k: summary[k] for k in (
         "train_seconds", "trainable_parameters", "total_parameters", "steps",
         "tokens_per_second", "trained_tokens_per_second")}}
     write_json_atomic(metrics, run.metrics)
     write_json_atomic(summary, run.summary)
     plot_training_curves(run.log, run.curves, metric="perplexity")
+    # The weights last: their presence marks the run finished (RunDir.require_trained).
+    save_tensors(trainable_state(model), run.weights, metadata={"strategy": cfg.strategy.name})
 
 
 def evaluate_chat(run: Path, data: str, output: Path | None = None, base: bool = False,

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
 
+from ..atomic import write_text_atomic
 from ..checkpoint import save_tensors, trainable_state, write_json_atomic
 from ..config import RunConfig, save_config
 from ..data.intent import LabelMap, intent_batches
@@ -22,6 +23,7 @@ from ..models import load_intent_model
 from ..predictor import batched_probabilities
 from ..strategies import apply_strategy, get_strategy, parameter_counts
 from ..train import FitResult, Objective, fit
+from .fingerprint import check_resume, run_fingerprint
 from .layout import RunDir
 
 log = logging.getLogger("dialogtune")
@@ -94,7 +96,10 @@ def train_intent(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
     """Train an intent classifier and write its run directory; returns the run summary."""
     cfg = cfg.resolved()
     run = RunDir(Path(cfg.output or "runs/intent"))
-    if not resume:
+    fingerprint = run_fingerprint(cfg)
+    if resume:
+        check_resume(run.path / "checkpoint", fingerprint)
+    else:
         run.check_fresh()
     run.path.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run.config)
@@ -125,7 +130,7 @@ def train_intent(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
     lr = cfg.train.lr or get_strategy(cfg.strategy.name).learning_rate("intent")
     result = fit(model, batches, intent_loss(cfg.train.label_smoothing),
                  validate if data.validation else None, cfg.train, run.path, lr, HEAD_LR,
-                 Objective("accuracy", tie_breaker="loss"), resume, callbacks)
+                 Objective("accuracy", tie_breaker="loss"), resume, callbacks, fingerprint)
     return _write_intent_run(run, model, tokenizer, data, cfg, result, trainable, total,
                              max_length, source)
 
@@ -147,12 +152,15 @@ def _write_intent_run(run: RunDir, model, tokenizer, data: IntentData, cfg: RunC
         summary["oos_threshold"] = calibrate_oos_threshold(probs, data.validation, data.labels)
     if not PartialState().is_main_process:
         return summary
-    save_tensors(trainable_state(model), run.weights, metadata={"strategy": cfg.strategy.name})
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    base.config.save_pretrained(run.path)  # config.json carries id2label / label2id
+    # config.json carries id2label / label2id (what save_pretrained writes, made durable)
+    write_text_atomic(run.path / "config.json", base.config.to_json_string())
     metrics = {"validation": result.best_metrics, **{k: summary[k] for k in (
         "train_seconds", "trainable_parameters", "total_parameters", "steps")}}
     write_json_atomic(metrics, run.metrics)
-    write_json_atomic(summary, run.summary)
+    write_json_atomic(summary, run.summary)  # holds the out-of-scope threshold
     plot_training_curves(run.log, run.curves)
+    # The weights last: their presence marks the run finished (RunDir.require_trained), so
+    # a crash before this line leaves a run to resume, never one served without run.json.
+    save_tensors(trainable_state(model), run.weights, metadata={"strategy": cfg.strategy.name})
     return summary
