@@ -19,6 +19,16 @@ def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")
 
 
+def _outputs(*paths: Optional[Path], folder: bool = False) -> None:
+    """Check every output before any work: missing parent folders are created (as for
+    every other output of the CLI) and a folder given for a file is a one-line error."""
+    from ..data.files import prepare_output
+
+    for path in paths:
+        if path is not None:
+            prepare_output(path, folder)
+
+
 def _lines(lines: list, limit: int = 10) -> str:
     shown = ", ".join(str(n) for n in lines[:limit])
     return shown + (f", … ({len(lines)} in all)" if len(lines) > limit else "")
@@ -43,6 +53,7 @@ def check(
     from ..data.check import CheckOptions, check_files
     from ..data.report import print_summary, write_html, write_json
 
+    _outputs(output, html)
     options = CheckOptions(model, max_length, near, min_count, text_column, label_column)
     report = check_files(train, test, options)
     print_summary(report)
@@ -69,6 +80,7 @@ def fix(
     """Write a cleaned copy in the same format and list what changed, by line."""
     from ..data.fix import FixOptions, fix_file
 
+    _outputs(output)
     changes = fix_file(train, output, FixOptions(dedupe, drop_conflicts, redact_pii),
                        text_column, label_column)
     labels = {"unreadable": "dropped unreadable rows", "empty": "dropped empty utterances",
@@ -91,6 +103,7 @@ def convert(
     """Convert between data formats, saying what a lossy conversion drops."""
     from ..data.convert import convert_file
 
+    _outputs(output)
     written, notes = convert_file(source, to, output)
     for note in notes:
         typer.echo(f"note: {note}")
@@ -109,6 +122,7 @@ def split(
     """Stratified by intent, or grouped by dialogue so none straddles the split."""
     from ..data.split import split_file
 
+    _outputs(output_dir, folder=True)
     result = split_file(source, test, seed, output_dir, group_by)
     typer.echo(f"wrote {result['train']} train record(s) to {result['paths']['train']} and "
                f"{result['test']} test record(s) to {result['paths']['test']}")
@@ -124,6 +138,7 @@ def sample(
     """A K-shot subset: K examples per intent, drawn with a seed."""
     from ..data.split import sample_file
 
+    _outputs(output)
     result = sample_file(source, shots, seed, output)
     if result["short_labels"]:
         typer.echo(f"note: {len(result['short_labels'])} intent(s) have fewer than {shots} "

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from .files import jsonl_lines, parse_json, read_text
+from .files import strict_json_records
 from .records import Dialogue, Message
 
 FORMATS = ("chat", "sharegpt", "alpaca")
@@ -20,14 +20,9 @@ SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "a
 
 
 def iter_json_records(path: str | Path) -> list[tuple[int, Any]]:
-    """(line, object) pairs from JSONL, or from a JSON array (line = item number)."""
-    path = Path(path)
-    text = read_text(path)
-    stripped = text.lstrip()
-    if path.suffix.lower() == ".json" and stripped.startswith("["):
-        items = parse_json(text, path, None)
-        return list(enumerate(items, start=1))
-    return [(number, parse_json(raw, path, number)) for number, raw in jsonl_lines(text)]
+    """(line, object) pairs from JSONL (streamed) or a ``.json`` array (line = the file line
+    where the item starts); the first unreadable record raises. See ``files.json_records``."""
+    return strict_json_records(path)
 
 
 def detect_format(obj: Any) -> str | None:

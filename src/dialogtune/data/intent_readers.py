@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import csv
-import io
 from collections import Counter
 from pathlib import Path
 
 from ..errors import DataError
-from .files import jsonl_lines, parse_json, read_text
+from .files import csv_lines, strict_json_records, unescape_cell
 from .records import Utterance
 
 TEXT_COLUMNS = ("text", "utterance", "sentence")
@@ -66,14 +65,14 @@ def _make(text: object, label: object, path: Path, line: int, text_key: str,
 
 
 def _read_csv(path: Path, text_column: str | None, label_column: str | None) -> list[Utterance]:
-    reader = csv.reader(io.StringIO(read_text(path), newline=""))
+    reader = csv.reader(csv_lines(path))  # streamed; a line over the size limit raises
     try:
         header = next(reader)
     except StopIteration:
         raise DataError("empty file", str(path)) from None
     except csv.Error as exc:
         raise DataError(f"malformed CSV header: {exc}", str(path), 1) from None
-    header = [h.strip() for h in header]
+    header = [unescape_cell(h).strip() for h in header]
     text_key = _pick(header, text_column, TEXT_COLUMNS, "text", path, 1)
     label_key = _pick(header, label_column, LABEL_COLUMNS, "label", path, 1)
     ti, li = header.index(text_key), header.index(label_key)
@@ -92,14 +91,14 @@ def _read_csv(path: Path, text_column: str | None, label_column: str | None) -> 
         if len(row) != len(header):
             raise DataError(f"malformed row: {len(row)} fields, the header has {len(header)}",
                             str(path), start)
-        records.append(_make(row[ti], row[li], path, start, text_key, label_key))
+        records.append(_make(unescape_cell(row[ti]), unescape_cell(row[li]), path, start,
+                             text_key, label_key))
     return records
 
 
 def _read_jsonl(path: Path, text_column: str | None, label_column: str | None) -> list[Utterance]:
     records = []
-    for number, raw in jsonl_lines(read_text(path)):
-        obj = parse_json(raw, path, number)
+    for number, obj in strict_json_records(path):
         if not isinstance(obj, dict):
             raise DataError("expected a JSON object per line", str(path), number)
         keys = list(obj)

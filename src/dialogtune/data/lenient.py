@@ -2,9 +2,10 @@
 
 The training readers stop at the first bad row, which is right for training and wrong for
 a check that must list every problem. Here a bad row becomes a ``malformed`` entry (line,
-field, message) and reading goes on; an empty utterance is kept with text "" so the
-findings can report it. Only a file that cannot be read at all (missing, not UTF-8, no
-text/label column, broken JSON array) raises a DataError.
+field, message) and reading goes on; so does a line over the size limit (see ``files``,
+which streams the file). An empty utterance is kept with text "" so the findings can
+report it. Only a file that cannot be read at all (missing, not UTF-8, no text/label
+column, broken JSON array, a pretty-printed JSON object given as JSONL) raises a DataError.
 
 Each record keeps its raw row or object (``raws``) so cleaned copies and splits are
 written back in the same format with every other column or field intact.
@@ -13,15 +14,14 @@ written back in the same format with every other column or field intact.
 from __future__ import annotations
 
 import csv
-import io
-import json
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import DataError
 from .chat_readers import detect_format, parse_dialogue
-from .files import read_text
+from .files import check_file, csv_lines, is_json_array, json_records, unescape_cell
 from .intent_readers import LABEL_COLUMNS, TEXT_COLUMNS, _pick
 from .records import Dialogue, Utterance
 
@@ -51,73 +51,33 @@ class Loaded:
                                "message": message})
 
 
-def json_items(text: str, path: str, array: bool) -> Iterator[tuple[int, Any]]:
-    """(line, object) pairs, lazily; an unparsable JSONL line yields a DataError object.
-
-    Lines are split on "\\n" only: ``str.splitlines`` also splits on U+2028 and friends,
-    which JSON allows inside strings, and would shift every later line number.
-    """
-    if array:
-        yield from _json_array(text, path)
-        return
-    for number, raw in enumerate(text.split("\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            yield number, json.loads(raw)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            reason = getattr(exc, "msg", "nested too deeply")
-            yield number, DataError(f"malformed JSON: {reason}", path, number)
-
-
-def _json_array(text: str, path: str) -> Iterator[tuple[int, Any]]:
-    """Items of a top-level JSON list, each with the file line where it starts."""
-    decoder = json.JSONDecoder()
-    pos = _skip_space(text, text.index("[") + 1)
-    if text.startswith("]", pos):
-        return
-    line, counted = 1, 0
-    while True:
-        line, counted = line + text.count("\n", counted, pos), pos  # incremental: O(n)
-        try:
-            obj, end = decoder.raw_decode(text, pos)
-        except (json.JSONDecodeError, RecursionError):
-            raise DataError("malformed JSON array", path, line) from None
-        yield line, obj
-        pos = _skip_space(text, end)
-        if text.startswith("]", pos):
-            return
-        if not text.startswith(",", pos):
-            raise DataError("malformed JSON array: expected ',' or ']'", path,
-                            line + text.count("\n", counted, pos))
-        pos = _skip_space(text, pos + 1)
-
-
-def _skip_space(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t\r\n":
-        pos += 1
-    return pos
-
-
-def detect(path: str | Path, text: str) -> tuple[str, str, str]:
-    """(kind, format, container) of a file: dialogue formats by their first JSON record."""
+def detect(path: str | Path, items: Iterator[tuple[int, Any]] | None = None
+           ) -> tuple[str, str, str, Iterator[tuple[int, Any]] | None]:
+    """(kind, format, container, items) of a file: dialogue formats by their first JSON
+    record. ``items`` is the file's (line, object) stream, read from the start again."""
     suffix = Path(path).suffix.lower()
     if suffix in (".yml", ".yaml"):
-        return "intent", "rasa", "yaml"
+        return "intent", "rasa", "yaml", None
     if suffix not in (".json", ".jsonl"):
-        return "intent", "csv", "csv"
-    container = "array" if suffix == ".json" and text.lstrip().startswith("[") else "jsonl"
-    first = next((obj for _, obj in json_items(text, str(path), container == "array")
-                  if not isinstance(obj, DataError)), None)
+        return "intent", "csv", "csv", None
+    container = "array" if is_json_array(path) else "jsonl"
+    items = iter(items if items is not None else json_records(path))
+    head = []
+    for item in items:  # up to the first readable record, kept to be read again
+        head.append(item)
+        if not isinstance(item[1], DataError):
+            break
+    first = head[-1][1] if head and not isinstance(head[-1][1], DataError) else None
     fmt = detect_format(first)
-    return ("dialogue", fmt, container) if fmt else ("intent", "jsonl", container)
+    kind = "dialogue" if fmt else "intent"
+    return kind, fmt or "jsonl", container, itertools.chain(head, items)
 
 
 def read_lenient(path: str | Path, text_column: str | None = None,
                  label_column: str | None = None) -> Loaded:
-    """Read a whole intent or dialogue file; bad rows are listed, not raised."""
-    text = read_text(path)
-    kind, detected, container = detect(path, text)
+    """Read a whole intent or dialogue file, streamed; bad rows are listed, not raised."""
+    check_file(path)
+    kind, detected, container, items = detect(path)
     loaded = Loaded(str(path), kind, detected, container)
     if detected == "rasa":
         from .rasa import read_rasa
@@ -125,11 +85,11 @@ def read_lenient(path: str | Path, text_column: str | None = None,
         loaded.utterances = read_rasa(path)
         loaded.raws = [None] * len(loaded.utterances)
     elif detected == "csv":
-        _read_csv(loaded, text, text_column, label_column)
+        _read_csv(loaded, text_column, label_column)
     elif kind == "intent":
-        _read_json_intents(loaded, text, text_column, label_column)
+        _read_json_intents(loaded, items, text_column, label_column)
     else:
-        _read_json_dialogues(loaded, text)
+        _read_json_dialogues(loaded, items)
     if not loaded.records and not loaded.malformed:
         raise DataError("no examples found", str(path))
     return loaded
@@ -149,12 +109,14 @@ def _add_utterance(loaded: Loaded, text: Any, label: Any, line: int, raw: Any) -
         loaded.raws.append(raw)
 
 
-def _read_csv(loaded: Loaded, text: str, text_column: str | None,
-              label_column: str | None) -> None:
-    reader = csv.reader(io.StringIO(text, newline=""))
+def _read_csv(loaded: Loaded, text_column: str | None, label_column: str | None) -> None:
+    def too_long(error: DataError) -> None:
+        loaded.problem(error.line, error.reason)
+
+    reader = csv.reader(csv_lines(loaded.path, too_long))
     path = Path(loaded.path)
     try:
-        header = [h.strip() for h in next(reader)]
+        header = [unescape_cell(h).strip() for h in next(reader)]
     except StopIteration:
         raise DataError("empty file", loaded.path) from None
     except csv.Error as exc:
@@ -177,6 +139,7 @@ def _read_csv(loaded: Loaded, text: str, text_column: str | None,
             line = reader.line_num
             continue
         line = reader.line_num
+        row = [unescape_cell(cell) for cell in row]  # the text as written, for raws too
         if not row or all(not cell.strip() for cell in row):
             continue
         if len(row) != len(header):
@@ -186,10 +149,10 @@ def _read_csv(loaded: Loaded, text: str, text_column: str | None,
         _add_utterance(loaded, row[ti], row[li], start, row)
 
 
-def _read_json_intents(loaded: Loaded, text: str, text_column: str | None,
-                       label_column: str | None) -> None:
+def _read_json_intents(loaded: Loaded, items: Iterator[tuple[int, Any]],
+                       text_column: str | None, label_column: str | None) -> None:
     path = Path(loaded.path)
-    for line, obj in json_items(text, loaded.path, loaded.container == "array"):
+    for line, obj in items:
         if isinstance(obj, DataError):
             loaded.problem(line, obj.reason)
             continue
@@ -205,8 +168,8 @@ def _read_json_intents(loaded: Loaded, text: str, text_column: str | None,
         _add_utterance(loaded, obj[loaded.text_key], obj[loaded.label_key], line, obj)
 
 
-def _read_json_dialogues(loaded: Loaded, text: str) -> None:
-    for line, obj in json_items(text, loaded.path, loaded.container == "array"):
+def _read_json_dialogues(loaded: Loaded, items: Iterator[tuple[int, Any]]) -> None:
+    for line, obj in items:
         if isinstance(obj, DataError):
             loaded.problem(line, obj.reason)
             continue

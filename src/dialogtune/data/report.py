@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .files import prepare_output
+
 HTML_ROWS = 500  # per section; the JSON report holds all of them
 
 
@@ -123,7 +125,9 @@ def _footer(report: dict) -> list[str]:
 
 
 def write_json(report: dict, path: str | Path) -> None:
-    """The report as JSON; lone surrogates from odd input are kept as JSON escapes."""
+    """The report as JSON; lone surrogates from odd input are kept as JSON escapes.
+    Missing parent folders are created."""
+    path = prepare_output(path)
     with open(path, "w", encoding="utf-8", errors="backslashreplace") as handle:
         json.dump(report, handle, indent=2, ensure_ascii=False)
         handle.write("\n")
@@ -181,4 +185,6 @@ def _html_labels(counts: dict[str, int]) -> str:
 
 
 def write_html(report: dict, path: str | Path) -> None:
-    Path(path).write_text(render_html(report), encoding="utf-8", errors="backslashreplace")
+    """The HTML page; missing parent folders are created."""
+    prepare_output(path).write_text(render_html(report), encoding="utf-8",
+                                    errors="backslashreplace")

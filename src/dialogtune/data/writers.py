@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import DataError
+from .files import escape_cell
 from .lenient import Loaded
 
 
@@ -35,10 +36,12 @@ def _atomic_write(path: str | Path, write) -> None:
 
 
 def write_csv(path: str | Path, header: list[str], rows: Iterable[list[str]]) -> None:
+    """A CSV whose cells cannot run as spreadsheet formulas (``files.escape_cell``: a
+    leading "'" before =, +, -, @, tab, CR); dialogtune's CSV readers remove it again."""
     def write(handle):
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerow([escape_cell(cell) for cell in header])
+        writer.writerows([escape_cell(cell) for cell in row] for row in rows)
     _atomic_write(path, write)
 
 
