@@ -3,8 +3,9 @@
 WAL mode and one commit per row, made before the response is sent, mean that an exchange
 whose reply a client received is in the file even if the server is killed (SIGKILL) right
 after. ``synchronous=FULL`` fsyncs the WAL at each commit, so it also survives a power loss
-or an OS crash (NORMAL would keep it across a process crash only); it costs about 0.4 ms
-a commit on an SSD. Readers such as ``dialogtune data export-logs`` open the file
+or an OS crash on a disk that honours fsync (NORMAL keeps it across a process crash only);
+measured cost: a commit took 0.40 ms (median) instead of 0.017 ms, negligible beside a
+reply's generation. Readers such as ``dialogtune data export-logs`` open the file
 read-only while the server writes. The file holds users' conversations: it is created
 readable by its owner only (0600), as are SQLite's ``-wal``/``-shm`` beside it.
 """
