@@ -151,12 +151,18 @@ def export_logs(
     db: str = typer.Argument(..., help="The server's --log-db SQLite file."),
     output: str = typer.Option(..., "--output", help="File to write (.jsonl or .csv)."),
     fmt: str = typer.Option("chat", "--format", help="chat (JSONL messages) | intent (CSV)."),
+    reviewed_only: bool = typer.Option(
+        False, "--reviewed-only",
+        help="Only exchanges a person rated up or corrected (the safe choice for retraining)."),
 ) -> None:
     """Logged conversations → training data: corrections applied, thumbs-down dropped."""
     from ..serve.export import export_logs as write_export
 
-    count = write_export(db, output, fmt)
+    count = write_export(db, output, fmt, reviewed_only)
     typer.echo(f"wrote {count} {fmt} examples to {output}")
+    if not reviewed_only:
+        typer.echo("note: unreviewed replies are included; --reviewed-only keeps only "
+                   "exchanges rated up or corrected")
 
 
 @data_app.command("inspect")

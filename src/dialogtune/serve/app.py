@@ -10,7 +10,7 @@ import hmac
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI, Header
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
@@ -89,8 +89,9 @@ def _v1_routes(service: DialogueService, settings: ServeSettings) -> APIRouter:
         return await service.classify(request)
 
     @router.post("/feedback", response_model=FeedbackResponse)
-    async def feedback(request: FeedbackRequest):
-        return await service.feedback(request)
+    async def feedback(request: FeedbackRequest, http: Request):
+        client = http.client.host if http.client else None
+        return await service.feedback(request, service.provenance(http.headers, client))
 
     return router
 

@@ -3,10 +3,13 @@
 Corrections replace what the server said; a thumbs-down without a correction drops the
 example. Chat JSONL marks earlier assistant turns ``weight: 0`` so a fine-tune learns
 only the logged (or corrected) reply, with the conversation before it as context.
+``reviewed_only`` keeps just what a person vouched for (a thumbs-up or a correction): the
+safe input for retraining, since unreviewed replies are the model's own guesses.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -53,23 +56,80 @@ def intent_example(item: Reviewed) -> tuple[str, str] | None:
     return users[-1], ex.intent
 
 
-def export_logs(db: str | Path, output: str | Path, fmt: str = "chat") -> int:
+def is_reviewed(item: Reviewed, fmt: str) -> bool:
+    """True when a person vouched for what ``fmt`` trains on: a thumbs-up, or a correction
+    of that very field (the reply for chat, the intent for intent)."""
+    corrected = item.corrected_reply if fmt == "chat" else item.corrected_intent
+    return item.rating == "up" or bool(corrected)
+
+
+def export_logs(db: str | Path, output: str | Path, fmt: str = "chat",
+                reviewed_only: bool = False) -> int:
     """Write the reviewed log as chat JSONL or intent CSV; returns the examples written."""
     if fmt not in FORMATS:
         raise DialogtuneError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
-    reviewed = read_reviewed(db)
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.with_name(f".{output.name}.tmp")
+    check_output(db, output, staging)
+    reviewed = read_reviewed(db)
+    if reviewed_only:
+        reviewed = [item for item in reviewed if is_reviewed(item, fmt)]
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with staging.open("w", newline="", encoding="utf-8") as handle:
+            rows = _write(handle, reviewed, fmt)
+            handle.flush()
+            os.fsync(handle.fileno())  # the data is on disk before the name points at it
+        os.replace(staging, output)
+    except OSError as exc:
+        raise DialogtuneError(f"{output}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        with contextlib.suppress(OSError):  # gone after the rename; left only by a failure
+            staging.unlink()
+    _fsync_folder(output.parent)
+    return rows
+
+
+def _write(handle, reviewed: list[Reviewed], fmt: str) -> int:
     if fmt == "chat":
         rows = [r for r in map(chat_example, reviewed) if r is not None]
-        staging.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                           encoding="utf-8")
+        handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     else:
         rows = [r for r in map(intent_example, reviewed) if r is not None]
-        with staging.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["text", "label"])
-            writer.writerows(rows)
-    os.replace(staging, output)
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
     return len(rows)
+
+
+def check_output(db: str | Path, output: Path, staging: Path) -> None:
+    """Refuse an output that would overwrite the log itself (the database or the SQLite
+    files beside it, also through a link) or that is a folder, before anything is written."""
+    if output.is_dir():
+        raise DialogtuneError(f"--output {output} is a folder; give a file name")
+    base = Path(db).resolve()
+    protected = {base, *(base.with_name(base.name + end) for end in ("-wal", "-shm", "-journal"))}
+    for target in (output, staging):
+        if target.resolve() in protected or _same_file(target, base):
+            raise DialogtuneError(f"--output {output} is the log database {db} (or a file "
+                                  "SQLite keeps beside it); give another file")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Also catches hard links, which resolve() cannot see."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX; folders cannot be opened on Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -92,7 +92,9 @@ class FeedbackRequest(_Request):
 
     completion_id: str = Field(min_length=1, max_length=200)
     rating: Literal["up", "down"] | None = None
-    corrected_reply: str | None = None
+    corrected_reply: str | None = Field(
+        None, description="The reply the assistant should have given (training data; at "
+                          "most ServeSettings.max_correction_chars characters, 4000 by default)")
     corrected_intent: str | None = Field(None, max_length=200)
     comment: str | None = Field(None, max_length=2000)
 

