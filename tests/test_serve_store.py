@@ -132,3 +132,24 @@ def test_export_logs_command(store, tmp_path, capsys):
     assert main(["data", "export-logs", str(tmp_path / "none.db"), "--output",
                  str(out)]) == 2
     assert "log database not found" in capsys.readouterr().err
+
+
+def test_export_intent_csv_escapes_formulas_and_reads_back(store, tmp_path):
+    """A user who typed a spreadsheet formula must not get it run when the export is opened;
+    the project's own reader gives back the text as typed."""
+    from dialogtune.data.intent_readers import read_intents
+
+    store.log(Exchange("f1", "intent", [{"role": "user", "content": "=cmd|' /C calc'!A0"}],
+                       intent="balance", confidence=0.9))
+    store.log(Exchange("f2", "intent", [{"role": "user", "content": "-5 on my balance?"}],
+                       intent="balance", confidence=0.9))
+    store.add_feedback("f1", "up")
+    store.add_feedback("f2", "up")
+    out = tmp_path / "intents.csv"
+    assert export_logs(store.path, out, "intent") == 2
+    with out.open(newline="") as handle:
+        cells = [row[0] for row in csv.reader(handle)][1:]
+    assert cells == ["'=cmd|' /C calc'!A0", "'-5 on my balance?"]
+    texts = [r.text for r in read_intents(str(out), None, None, require_labels=1)]
+    assert texts == ["=cmd|' /C calc'!A0", "-5 on my balance?"]
+    assert not list(tmp_path.glob(".*.tmp"))  # the staging file is gone

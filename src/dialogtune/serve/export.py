@@ -9,12 +9,13 @@ safe input for retraining, since unreviewed replies are the model's own guesses.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
 from pathlib import Path
 
+from ..atomic import atomic_path
+from ..data.files import escape_cell
 from ..errors import DialogtuneError
 from .store import Reviewed, read_reviewed
 
@@ -69,24 +70,16 @@ def export_logs(db: str | Path, output: str | Path, fmt: str = "chat",
     if fmt not in FORMATS:
         raise DialogtuneError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
     output = Path(output)
-    staging = output.with_name(f".{output.name}.tmp")
-    check_output(db, output, staging)
+    check_output(db, output)
     reviewed = read_reviewed(db)
     if reviewed_only:
         reviewed = [item for item in reviewed if is_reviewed(item, fmt)]
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        with staging.open("w", newline="", encoding="utf-8") as handle:
+        with atomic_path(output) as staging, \
+                staging.open("w", newline="", encoding="utf-8") as handle:
             rows = _write(handle, reviewed, fmt)
-            handle.flush()
-            os.fsync(handle.fileno())  # the data is on disk before the name points at it
-        os.replace(staging, output)
     except OSError as exc:
         raise DialogtuneError(f"{output}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        with contextlib.suppress(OSError):  # gone after the rename; left only by a failure
-            staging.unlink()
-    _fsync_folder(output.parent)
     return rows
 
 
@@ -98,20 +91,19 @@ def _write(handle, reviewed: list[Reviewed], fmt: str) -> int:
         rows = [r for r in map(intent_example, reviewed) if r is not None]
         writer = csv.writer(handle)
         writer.writerow(["text", "label"])
-        writer.writerows(rows)
+        writer.writerows([escape_cell(text), escape_cell(label)] for text, label in rows)
     return len(rows)
 
 
-def check_output(db: str | Path, output: Path, staging: Path) -> None:
+def check_output(db: str | Path, output: Path) -> None:
     """Refuse an output that would overwrite the log itself (the database or the SQLite
     files beside it, also through a link) or that is a folder, before anything is written."""
     if output.is_dir():
         raise DialogtuneError(f"--output {output} is a folder; give a file name")
     base = Path(db).resolve()
     protected = {base, *(base.with_name(base.name + end) for end in ("-wal", "-shm", "-journal"))}
-    for target in (output, staging):
-        if target.resolve() in protected or _same_file(target, base):
-            raise DialogtuneError(f"--output {output} is the log database {db} (or a file "
+    if output.resolve() in protected or _same_file(output, base):
+        raise DialogtuneError(f"--output {output} is the log database {db} (or a file "
                                   "SQLite keeps beside it); give another file")
 
 
@@ -122,14 +114,3 @@ def _same_file(a: Path, b: Path) -> bool:
     except OSError:
         return False
 
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX; folders cannot be opened on Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
