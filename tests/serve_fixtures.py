@@ -82,6 +82,7 @@ class SlowChat:
 
     def __init__(self, chat, delay: float = 0.02):
         self.chat, self.delay, self.name, self.tokenizer = chat, delay, chat.name, chat.tokenizer
+        self.check_prompt = chat.check_prompt
 
     def stream(self, messages, **options):
         for piece in self.chat.stream(messages, **options):

@@ -20,7 +20,8 @@ def make_client(predictors, **settings):
     for name in ("intent_predictor", "chat_predictor"):
         if settings.pop(f"no_{name.split('_')[0]}", False):
             models[name] = None
-    return TestClient(create_app(ServeSettings(**settings), **models))
+    # a loopback Host: the server refuses TestClient's default 'testserver' (DNS rebinding)
+    return TestClient(create_app(ServeSettings(**settings), **models), base_url="http://localhost")
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +36,10 @@ def client(predictors, tmp_path_factory):
 def test_health_and_models(client, chat_model):
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["log"] is True
-    assert health["chat"] == str(chat_model) and health["intent"] == "intent_run"
+    assert health["chat"] == chat_model.name and health["intent"] == "intent_run"
     cards = client.get("/v1/models").json()
     assert cards["object"] == "list"
-    assert {(c["id"], c["task"]) for c in cards["data"]} == {(str(chat_model), "chat"),
+    assert {(c["id"], c["task"]) for c in cards["data"]} == {(chat_model.name, "chat"),
                                                            ("intent_run", "intent")}
 
 

@@ -12,28 +12,35 @@ from torch import nn
 from .checkpoint import load_trainable
 from .config import RunConfig, read_run_config
 from .data.chat import end_of_turn_ids, ensure_chat_template, render_prompt_ids
-from .errors import DialogtuneError
+from .errors import DialogtuneError, PromptError
 from .generation import decode, is_prompt_learning
 from .lm import load_lm
+from .models import LoadPolicy
 from .runs.layout import RunDir
 from .strategies import apply_strategy
 
 MERGEABLE = ("lora", "dora", "ia3")  # adapters that fold into the base weights exactly
+NO_LIMIT = 1_000_000  # tokenizers without a known limit report model_max_length ~1e30
+__all__ = ["ChatPredictor", "PromptError", "load_chat_run"]
 
 
-def load_chat_run(run_dir: str | Path, merge: bool = True) -> tuple[nn.Module, object,
-                                                                     RunConfig, str]:
+def load_chat_run(run_dir: str | Path, merge: bool = True, policy: LoadPolicy | None = None
+                  ) -> tuple[nn.Module, object, RunConfig, str]:
     """(model, tokenizer, config, base source) of a trained chat/pretrain run.
 
     The run stores only what its strategy trained; the base model is rebuilt from
     ``model.name``, the strategy re-applied and the weights loaded on top. With ``merge``,
     LoRA/DoRA/IA3 adapters are folded into the base weights (plain, faster model).
+    ``policy`` (the command line's; default: safe) grants remote code or pickle weights,
+    never the run's own config.
     """
     run = RunDir(Path(run_dir)).require_trained()
     cfg = read_run_config(run.path)
     if cfg.task == "intent":
         raise DialogtuneError(f"{run.path} is an intent run; use 'dialogtune predict'")
-    model, tokenizer, source = load_lm(cfg.model.name, cfg.model.trust_remote_code)
+    policy = (policy or LoadPolicy()).for_run(cfg, run.path)
+    model, tokenizer, source = load_lm(cfg.model.name, policy.trust_remote_code,
+                                       policy.allow_pickle)
     model = apply_strategy(model, cfg.strategy, cfg.task)
     load_trainable(model, run.weights)
     if merge and hasattr(model, "merge_and_unload") and cfg.strategy.name in MERGEABLE:
@@ -52,25 +59,55 @@ class ChatPredictor:
         self._lock = threading.Lock()  # one generation at a time per model
 
     @classmethod
-    def from_run(cls, run_dir: str | Path) -> "ChatPredictor":
+    def from_run(cls, run_dir: str | Path, policy: LoadPolicy | None = None) -> "ChatPredictor":
         """Base model + the run's trained weights (adapters merged for faster inference)."""
-        model, tokenizer, _, _ = load_chat_run(run_dir, merge=True)
+        model, tokenizer, _, _ = load_chat_run(run_dir, merge=True, policy=policy)
         return cls(model, tokenizer, Path(run_dir).name)
 
     @classmethod
-    def from_model(cls, name: str) -> "ChatPredictor":
-        """An untuned model: an alias (``smollm2``), a local folder or a cached hub id."""
-        model, tokenizer, _ = load_lm(name)
-        return cls(model, tokenizer, name)
+    def from_model(cls, name: str, policy: LoadPolicy | None = None) -> "ChatPredictor":
+        """An untuned model: an alias (``smollm2``), a local folder or a cached hub id.
+
+        A folder is named by its last part only: the name reaches clients (``/health``,
+        replies), and a full path would tell them about the server's file system.
+        """
+        policy = policy or LoadPolicy()
+        model, tokenizer, _ = load_lm(name, policy.trust_remote_code, policy.allow_pickle)
+        return cls(model, tokenizer, Path(name).name if Path(name).exists() else name)
 
     @classmethod
-    def load(cls, name_or_run: str | Path) -> "ChatPredictor":
+    def load(cls, name_or_run: str | Path, policy: LoadPolicy | None = None) -> "ChatPredictor":
         if (Path(name_or_run) / "config.yaml").exists():
-            return cls.from_run(name_or_run)
-        return cls.from_model(str(name_or_run))
+            return cls.from_run(name_or_run, policy)
+        return cls.from_model(str(name_or_run), policy)
 
-    def prompt_ids(self, messages: list[dict]) -> torch.Tensor:
-        return torch.tensor([render_prompt_ids(self.tokenizer, messages)])
+    @property
+    def context_length(self) -> int | None:
+        """Tokens the model can attend to (position embeddings, tokenizer limit), if known."""
+        sizes = [getattr(getattr(self.model, "config", None), "max_position_embeddings", None),
+                 getattr(self.tokenizer, "model_max_length", None)]
+        sizes = [s for s in sizes if isinstance(s, int) and 0 < s < NO_LIMIT]
+        return min(sizes) if sizes else None
+
+    def prompt_ids(self, messages: list[dict], max_new_tokens: int = 0) -> torch.Tensor:
+        """The prompt as a (1, n) tensor; PromptError when the chat template refuses the
+        conversation or prompt + ``max_new_tokens`` exceeds the model's context."""
+        from jinja2 import TemplateError
+
+        try:
+            ids = render_prompt_ids(self.tokenizer, messages)
+        except TemplateError as exc:  # e.g. "roles must alternate user/assistant"
+            raise PromptError(f"the model's chat template refused the messages: {exc}") from None
+        limit = self.context_length
+        if limit is not None and len(ids) + max_new_tokens > limit:
+            raise PromptError(f"the prompt is {len(ids)} tokens; with max_tokens "
+                              f"{max_new_tokens} it exceeds the model's context of {limit} "
+                              "tokens (send fewer or shorter messages)")
+        return torch.tensor([ids])
+
+    def check_prompt(self, messages: list[dict], max_new_tokens: int) -> int:
+        """The prompt's token count, after the checks of :meth:`prompt_ids`."""
+        return int(self.prompt_ids(messages, max_new_tokens).shape[1])
 
     def _generate_kwargs(self, max_new_tokens: int, temperature: float, top_p: float,
                          seed: int | None) -> dict:
@@ -88,7 +125,7 @@ class ChatPredictor:
     def chat(self, messages: list[dict], max_new_tokens: int = 128, temperature: float = 0.0,
              top_p: float = 1.0, stop: list[str] | None = None, seed: int | None = None) -> str:
         """The full reply (greedy when temperature is 0), generated without a thread."""
-        ids = self.prompt_ids(messages)
+        ids = self.prompt_ids(messages, max_new_tokens)
         with self._lock:
             new = self._generate_ids(ids, max_new_tokens, temperature, top_p, seed)
         text = self.tokenizer.decode(new, skip_special_tokens=True)
@@ -100,7 +137,7 @@ class ChatPredictor:
         """Yield reply text pieces as they are generated; stops at any ``stop`` string."""
         from transformers import TextIteratorStreamer
 
-        ids = self.prompt_ids(messages)
+        ids = self.prompt_ids(messages, max_new_tokens)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True,
                                         skip_special_tokens=True)
         with self._lock:

@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from .commands.chat import PICKLE_HELP, TRUST_HELP
 from .errors import DialogtuneError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -79,15 +80,19 @@ def evaluate(
         None, "--oos-threshold", min=0.0, max=1.0,
         help="Intent runs: flag out of scope below this top probability (default: the run's "
              "calibrated one)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
 ) -> None:
     """Evaluate a run on held-out data and write the metrics (and plots) as JSON/PNG.
 
     For intent runs, test labels the run never saw are out of scope: the metrics then
     include their detection (recall, precision, F1, AUROC, the F1-best threshold).
     """
+    from .commands.chat import load_policy
     from .pipeline import evaluate_run
 
-    metrics = evaluate_run(run, data, output, base=base, oos_threshold=oos_threshold)
+    metrics = evaluate_run(run, data, output, base=base, oos_threshold=oos_threshold,
+                           policy=load_policy(trust_remote_code, allow_pickle))
     typer.echo(json.dumps(_headline(metrics), indent=2))
     if output:
         typer.echo(f"wrote {output}")
@@ -109,8 +114,11 @@ def predict(
     file: Optional[Path] = typer.Option(None, "--file", help="One utterance per line."),
     top_k: int = typer.Option(3, "--top-k"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
 ) -> None:
     """Top-k intents with probabilities for each utterance."""
+    from .commands.chat import load_policy
     from .data.files import read_text
     from .predictor import Predictor
 
@@ -119,7 +127,8 @@ def predict(
         items += [line.strip() for line in read_text(file).splitlines() if line.strip()]
     if not items:
         raise DialogtuneError("nothing to classify: give TEXT arguments or --file")
-    results = Predictor.from_run(run).classify(items, top_k)
+    policy = load_policy(trust_remote_code, allow_pickle)
+    results = Predictor.from_run(run, policy).classify(items, top_k)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return

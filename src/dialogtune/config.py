@@ -48,6 +48,7 @@ class ModelConfig(_Section):
     pooling: Literal["mean", "cls"] = "mean"
     dropout: float = 0.1
     trust_remote_code: bool = False
+    allow_pickle: bool = False  # load .bin/.pt (pickle) weights; they can run code on load
 
 
 class StrategyConfig(_Section):

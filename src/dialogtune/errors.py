@@ -29,3 +29,8 @@ class ConfigError(DialogtuneError):
 
 class ModelLoadError(DialogtuneError):
     """A model could not be found or loaded."""
+
+
+class PromptError(DialogtuneError):
+    """A conversation cannot become a prompt: the chat template refused it, or it does not
+    fit the model's context. The client's fault: the server answers it with a 400."""

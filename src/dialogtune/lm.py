@@ -41,13 +41,13 @@ def as_plain_model(model: nn.Module) -> nn.Module:
     return model
 
 
-def load_lm(name: str, trust_remote_code: bool = False):
+def load_lm(name: str, trust_remote_code: bool = False, allow_pickle: bool = False):
     """(model, tokenizer, source) of a causal LM ready for chat: plain float weights and a
     chat template (the model's own, ChatML when it has none)."""
     from .data.chat import ensure_chat_template
     from .models import load_causal_lm
 
-    model, tokenizer, source = load_causal_lm(name, trust_remote_code)
+    model, tokenizer, source = load_causal_lm(name, trust_remote_code, allow_pickle)
     ensure_chat_template(tokenizer)
     return as_plain_model(model), tokenizer, source
 

@@ -9,6 +9,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -42,11 +43,62 @@ def resolve_source(name: str) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class LoadPolicy:
+    """What loading a model may do beyond reading safetensors and configuration files.
+
+    Both can execute code from the model folder: ``trust_remote_code`` imports its Python
+    files, pickle weights (``.bin``/``.pt``) run code while being unpickled. Training takes
+    them from the config the user passed; commands that load an existing run (``chat``,
+    ``predict``, ``eval``, ``serve``) take them from their command line only, so a run
+    folder from elsewhere cannot grant itself either.
+    """
+
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+
+    def for_run(self, cfg, where: str | Path) -> "LoadPolicy":
+        """This (command-line) policy, checked against what run ``where`` needs."""
+        if cfg.model.trust_remote_code and not self.trust_remote_code:
+            raise ModelLoadError(f"{where}: the run's model needs trust_remote_code, which "
+                                 "runs Python code from the model folder; pass "
+                                 "--trust-remote-code if you trust it")
+        return self
+
+
+def check_safe_weights(source: str | Path, allow_pickle: bool = False) -> None:
+    """Refuse a local model folder whose weights are pickle only (``.bin``/``.pt``).
+
+    Unpickling runs arbitrary code, so only safetensors are loaded unless the user allowed
+    pickle explicitly. Hub ids are covered by ``use_safetensors=True`` in the loaders.
+    """
+    path = Path(source)
+    if allow_pickle or not path.is_dir() or any(path.glob("*.safetensors")):
+        return
+    if any(path.glob("*.bin")) or any(path.glob("*.pt")) or any(path.glob("*.pth")):
+        raise ModelLoadError(f"{path}: only safetensors weights are loaded (found pickle "
+                             ".bin/.pt weights, which can run code when loaded); convert "
+                             "them with save_pretrained, or allow them with --allow-pickle "
+                             "(--set model.allow_pickle=true when training)")
+
+
+def _pretrained_kwargs(policy: LoadPolicy) -> dict:
+    """``from_pretrained`` keywords enforcing ``policy`` (safetensors unless pickle allowed)."""
+    kwargs = {"trust_remote_code": policy.trust_remote_code}
+    if not policy.allow_pickle:
+        kwargs["use_safetensors"] = True
+    return kwargs
+
+
 def _friendly_load(loader, source: str, **kwargs):
     """Call a ``from_pretrained`` and turn 'not found' into a one-line ModelLoadError."""
     try:
         return loader(source, **kwargs)
     except (OSError, ValueError) as exc:
+        missing = ("no file named", "does not appear to have")  # transformers' wording
+        if kwargs.get("use_safetensors") and any(m in str(exc) for m in missing):
+            raise ModelLoadError(f"model '{source}' has no safetensors weights; only those "
+                                 "are loaded unless --allow-pickle is given") from None
         if Path(source).exists():
             raise ModelLoadError(f"could not load model from folder '{source}': "
                                  f"{str(exc).splitlines()[0]}") from None
@@ -101,26 +153,29 @@ class IntentClassifier(nn.Module):
 
 
 def load_intent_model(name: str, labels: list[str], pooling: str = "mean", dropout: float = 0.1,
-                      trust_remote_code: bool = False) -> tuple[IntentClassifier, object, str]:
+                      trust_remote_code: bool = False, allow_pickle: bool = False
+                      ) -> tuple[IntentClassifier, object, str]:
     """Build the classifier on a pretrained encoder; the label map goes into its config."""
     from transformers import AutoModel
 
     source = resolve_source(name)
-    encoder = _friendly_load(AutoModel.from_pretrained, source,
-                             trust_remote_code=trust_remote_code)
+    policy = LoadPolicy(trust_remote_code, allow_pickle)
+    check_safe_weights(source, allow_pickle)
+    encoder = _friendly_load(AutoModel.from_pretrained, source, **_pretrained_kwargs(policy))
     encoder.config.id2label = dict(enumerate(labels))
     encoder.config.label2id = {label: i for i, label in enumerate(labels)}
     tokenizer = load_tokenizer(source, trust_remote_code)
     return IntentClassifier(encoder, len(labels), pooling, dropout), tokenizer, source
 
 
-def load_causal_lm(name: str, trust_remote_code: bool = False):
+def load_causal_lm(name: str, trust_remote_code: bool = False, allow_pickle: bool = False):
     """A causal LM and its tokenizer, in float32 (CPU training and dequantized GGUF)."""
     from transformers import AutoModelForCausalLM
 
     source = resolve_source(name)
-    model = _friendly_load(AutoModelForCausalLM.from_pretrained, source,
-                           trust_remote_code=trust_remote_code, dtype=torch.float32)
+    check_safe_weights(source, allow_pickle)
+    model = _friendly_load(AutoModelForCausalLM.from_pretrained, source, dtype=torch.float32,
+                           **_pretrained_kwargs(LoadPolicy(trust_remote_code, allow_pickle)))
     tokenizer = load_tokenizer(source, trust_remote_code)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -13,7 +13,7 @@ from .checkpoint import load_trainable
 from .config import RunConfig, read_run_config
 from .data.intent import LabelMap, encode_texts
 from .data.batching import pad_batch
-from .models import load_intent_model
+from .models import LoadPolicy, load_intent_model
 from .runs.layout import RunDir
 from .strategies import apply_strategy
 
@@ -48,12 +48,16 @@ class Predictor:
         self.model.eval()
 
     @classmethod
-    def from_run(cls, run_dir: str | Path) -> "Predictor":
+    def from_run(cls, run_dir: str | Path, policy: LoadPolicy | None = None) -> "Predictor":
+        """Load a trained run; ``policy`` (the command line's, default: safe) grants remote
+        code or pickle weights, never the run's own config."""
         run = RunDir(Path(run_dir)).require_trained()
         cfg = read_run_config(run.path)
+        policy = (policy or LoadPolicy()).for_run(cfg, run.path)
         labels = LabelMap.from_json(run.read_json(run.label_map))
         model, tokenizer, _ = load_intent_model(cfg.model.name, labels.labels, cfg.model.pooling,
-                                                cfg.model.dropout, cfg.model.trust_remote_code)
+                                                cfg.model.dropout, policy.trust_remote_code,
+                                                policy.allow_pickle)
         model = apply_strategy(model, cfg.strategy, "intent")
         load_trainable(model, run.weights)
         summary = run.read_json(run.summary) if run.summary.exists() else {}

@@ -11,6 +11,15 @@ import typer
 from ..errors import DialogtuneError
 
 HELP = "Commands: /reset clears the conversation, /exit quits."
+TRUST_HELP = "Run Python code shipped with the model (a run's config alone never allows it)."
+PICKLE_HELP = "Load .bin/.pt (pickle) weights, which can run code when loaded."
+
+
+def load_policy(trust_remote_code: bool, allow_pickle: bool):
+    """The command line's ``LoadPolicy``: the only thing that may allow code on load."""
+    from ..models import LoadPolicy
+
+    return LoadPolicy(trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
 
 
 def chat(
@@ -19,11 +28,13 @@ def chat(
     max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
     temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy."),
     top_p: float = typer.Option(0.9, "--top-p"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
 ) -> None:
     """Talk to a model in the terminal: streamed replies, multi-turn memory."""
     from ..chat_predictor import ChatPredictor
 
-    predictor = ChatPredictor.load(run)
+    predictor = ChatPredictor.load(run, load_policy(trust_remote_code, allow_pickle))
     typer.echo(f"dialogtune chat with {predictor.name}. {HELP}")
     start = [{"role": "system", "content": system}] if system else []
     history = list(start)
@@ -58,6 +69,8 @@ def generate(
     max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
     temperature: float = typer.Option(0.0, "--temperature"),
     seed: Optional[int] = typer.Option(None, "--seed"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
 ) -> None:
     """Reply to each record's conversation; writes it back with the reply appended."""
     from ..chat_predictor import ChatPredictor
@@ -65,7 +78,7 @@ def generate(
     from ..data.records import Message
 
     dialogues = read_dialogues(data, data_format)
-    predictor = ChatPredictor.load(run)
+    predictor = ChatPredictor.load(run, load_policy(trust_remote_code, allow_pickle))
     lines = []
     for dialogue in dialogues:
         if dialogue.messages[-1].role == "assistant":  # answer what precedes the last reply

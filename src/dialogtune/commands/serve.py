@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from ..errors import DialogtuneError
+
+API_KEY_ENV = "DIALOGTUNE_API_KEY"
+log = logging.getLogger("dialogtune")
 
 
 def serve(
@@ -17,8 +22,14 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (localhost only "
                              "by default)."),
     port: int = typer.Option(8000, "--port"),
-    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="DIALOGTUNE_API_KEY",
-                                          help="Require 'Authorization: Bearer KEY' on /v1."),
+    api_key: Optional[str] = typer.Option(
+        None, "--api-key", envvar=API_KEY_ENV,
+        help=f"Require 'Authorization: Bearer KEY' on /v1. Prefer the {API_KEY_ENV} "
+             "environment variable: a command line is visible to every user (ps)."),
+    allowed_hosts: Optional[str] = typer.Option(
+        None, "--allowed-hosts",
+        help="Comma list of Host names to answer besides localhost and --host "
+             "('*.example.com' for subdomains, '*' for any); guards against DNS rebinding."),
     log_db: Optional[Path] = typer.Option(None, "--log-db",
                                           help="SQLite file logging exchanges and feedback."),
     oos_threshold: Optional[float] = typer.Option(
@@ -28,23 +39,44 @@ def serve(
         None, "--fallback-reply", help="Answer out-of-scope turns with this text."),
     max_tokens: int = typer.Option(1024, "--max-tokens-limit",
                                    help="Largest max_tokens a request may ask for."),
+    allow_pickle: bool = typer.Option(
+        False, "--allow-pickle", help="Load .bin/.pt (pickle) weights, which can run code."),
 ) -> None:
     """Serve intent and/or chat models over HTTP, with a web chat at / (Ctrl+C stops)."""
     from ..serve.runtime import load_models, run_server
-    from ..serve.settings import ServeSettings
 
     if intent is None and chat is None:
         raise DialogtuneError("nothing to serve: give --intent RUN and/or --chat RUN|smollm2")
+    settings = build_settings(host=host, port=port, api_key=api_key,
+                              allowed_hosts=allowed_hosts, log_db=log_db,
+                              oos_threshold=oos_threshold, fallback_reply=fallback_reply,
+                              max_tokens=max_tokens)
+    run_server(settings, *load_models(intent, chat, allow_pickle))
+
+
+def build_settings(host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
+                   allowed_hosts: str | None = None, log_db: Path | None = None,
+                   oos_threshold: float | None = None, fallback_reply: str | None = None,
+                   max_tokens: int = 1024):
+    """Checked ``ServeSettings`` from the command line's values (and the environment)."""
+    from ..serve.settings import ServeSettings
+
     if oos_threshold is not None and not 0.0 <= oos_threshold <= 1.0:
         raise DialogtuneError(f"--oos-threshold {oos_threshold}: expected a probability in [0, 1]")
     if max_tokens < 1:
         raise DialogtuneError("--max-tokens-limit must be at least 1")
-    settings = ServeSettings(host=host, port=port, api_key=api_key or None,
-                             log_db=str(log_db) if log_db else None,
-                             oos_threshold=oos_threshold, fallback_reply=fallback_reply,
-                             max_tokens_limit=max_tokens,
-                             default_max_tokens=min(256, max_tokens))
-    run_server(settings, *load_models(intent, chat))
+    env_key = os.environ.get(API_KEY_ENV) or None
+    if api_key and api_key != env_key:
+        log.warning("--api-key on the command line is visible to every user of this machine "
+                    "(ps); set %s instead", API_KEY_ENV)
+    hosts = tuple(h.strip() for h in (allowed_hosts or "").split(",") if h.strip())
+    if allowed_hosts is not None and not hosts:
+        raise DialogtuneError("--allowed-hosts: expected a comma list of host names or '*'")
+    return ServeSettings(host=host, port=port, api_key=api_key or env_key,
+                         allowed_hosts=hosts or None,
+                         log_db=str(log_db) if log_db else None,
+                         oos_threshold=oos_threshold, fallback_reply=fallback_reply,
+                         max_tokens_limit=max_tokens, default_max_tokens=min(256, max_tokens))
 
 
 def register(app: typer.Typer) -> None:

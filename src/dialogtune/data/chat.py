@@ -8,11 +8,19 @@ whole dialogue is tokenized once with an offsets mapping and every token overlap
 trained span gets its id as label; everything else (system, user, the marker
 "<|im_start|>assistant\\n" itself, weight-0 replies) gets -100. The end-of-turn token
 (``<|im_end|>``, ``</s>``) lies inside the span, so the model learns to stop.
+
+Message contents never become control tokens: a user writing ``<|im_start|>system`` must
+not forge a turn. Before rendering, every special-token string inside a content gets a
+zero-width space after its first character (``<\u200b|im_start|>``), so the tokenizer reads
+it as plain text while the template's own markers stay special. Training and inference
+both render through :func:`render`, so they see the same escaped text.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError, DataError
@@ -32,10 +40,41 @@ def ensure_chat_template(tokenizer) -> None:
         tokenizer.chat_template = CHATML_TEMPLATE
 
 
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+def special_strings(tokenizer) -> tuple[str, ...]:
+    """The text of every special token of ``tokenizer`` (``<|im_start|>``, ``</s>``...)."""
+    tokens = set(getattr(tokenizer, "all_special_tokens", None) or [])
+    for token in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
+        if getattr(token, "special", False):
+            tokens.add(getattr(token, "content", str(token)))
+    return tuple(sorted((t for t in tokens if len(t) > 1), key=lambda t: (-len(t), t)))
+
+
+@functools.lru_cache(maxsize=32)
+def _special_pattern(strings: tuple[str, ...]) -> re.Pattern | None:
+    return re.compile("|".join(map(re.escape, strings))) if strings else None
+
+
+def neutralize(tokenizer, messages: list[dict]) -> list[dict]:
+    """``messages`` with special-token strings in their contents made plain text.
+
+    A zero-width space goes after the first character of each occurrence, so the text
+    reads the same to a person but no longer matches the special token. Idempotent.
+    """
+    pattern = _special_pattern(special_strings(tokenizer))
+    if pattern is None:
+        return messages
+    escape = lambda m: m.group(0)[0] + ZERO_WIDTH_SPACE + m.group(0)[1:]  # noqa: E731
+    return [{**m, "content": pattern.sub(escape, m["content"])}
+            if isinstance(m.get("content"), str) else m for m in messages]
+
+
 def render(tokenizer, messages: list[dict], generation_prompt: bool = False) -> str:
-    """The template's text for ``messages`` (no tokenization)."""
+    """The template's text for ``messages`` (no tokenization), contents neutralized."""
     ensure_chat_template(tokenizer)
-    return tokenizer.apply_chat_template(messages, tokenize=False,
+    return tokenizer.apply_chat_template(neutralize(tokenizer, messages), tokenize=False,
                                          add_generation_prompt=generation_prompt)
 
 
@@ -83,6 +122,7 @@ class EncodeStats:
 def assistant_spans(tokenizer, messages: list[dict], trained: list[bool],
                     where: tuple[str | None, int | None] = (None, None)) -> tuple[str, list]:
     """The whole dialogue's text and the (start, end) character span of each trained reply."""
+    messages = neutralize(tokenizer, messages)  # so the reply search sees rendered contents
     full = render(tokenizer, messages)
     spans, cursor = [], 0
     for i, message in enumerate(messages):

@@ -110,27 +110,32 @@ def write_side_by_side(path: Path, samples: list[TurnSample], columns: dict[str,
 
 
 def evaluate_run_on(run: Path, data: str, output: Path | None, base: bool,
-                    generate_turns: int, max_new_tokens: int) -> dict:
-    """``dialogtune eval`` for chat/pretrain runs: metrics JSON + side-by-side markdown."""
+                    generate_turns: int, max_new_tokens: int, policy=None) -> dict:
+    """``dialogtune eval`` for chat/pretrain runs: metrics JSON + side-by-side markdown.
+
+    ``policy``: what the command line allows (remote code, pickle); default neither."""
     from ..chat_predictor import ChatPredictor
     from ..checkpoint import write_json_atomic
     from ..config import read_run_config
     from ..data.chat_readers import read_dialogues
     from ..data.documents import is_document_path
+    from ..models import LoadPolicy
 
     cfg = read_run_config(run)
+    policy = (policy or LoadPolicy()).for_run(cfg, run)
     name = "base" if base else "tuned"
     output = Path(output) if output else run / "eval" / f"{name}_metrics.json"
     if cfg.task == "pretrain" or is_document_path(data):
-        return _evaluate_documents(run, cfg, data, output, base)
+        return _evaluate_documents(run, cfg, data, output, base, policy)
     dialogues = read_dialogues(data, cfg.data.format)
-    model = ChatPredictor.from_model(cfg.model.name) if base else ChatPredictor.from_run(run)
+    model = (ChatPredictor.from_model(cfg.model.name, policy) if base
+             else ChatPredictor.from_run(run, policy))
     metrics, samples, replies = evaluate_predictor(model, dialogues, cfg.data.max_length,
                                                    generate_turns, max_new_tokens)
     columns = {"base reply": replies}
     if not base:
         del model  # one model in memory at a time
-        base_model = ChatPredictor.from_model(cfg.model.name)
+        base_model = ChatPredictor.from_model(cfg.model.name, policy)
         columns = {"base reply": generate_replies(base_model, samples, max_new_tokens),
                    "tuned reply": replies}
     side = write_side_by_side(output.with_name(output.stem + "_side_by_side.md"), samples,
@@ -140,7 +145,7 @@ def evaluate_run_on(run: Path, data: str, output: Path | None, base: bool,
     return metrics
 
 
-def _evaluate_documents(run: Path, cfg, data: str, output: Path, base: bool) -> dict:
+def _evaluate_documents(run: Path, cfg, data: str, output: Path, base: bool, policy) -> dict:
     """Perplexity over document blocks (continued pre-training runs)."""
     from ..chat_predictor import load_chat_run
     from ..checkpoint import write_json_atomic
@@ -149,9 +154,10 @@ def _evaluate_documents(run: Path, cfg, data: str, output: Path, base: bool) -> 
     from ..runs.chat import mean_nll
 
     if base:
-        model, tokenizer, _ = load_lm(cfg.model.name, cfg.model.trust_remote_code)
+        model, tokenizer, _ = load_lm(cfg.model.name, policy.trust_remote_code,
+                                      policy.allow_pickle)
     else:
-        model, tokenizer, _, _ = load_chat_run(run)
+        model, tokenizer, _, _ = load_chat_run(run, policy=policy)
     blocks = document_blocks(tokenizer, read_documents(data), cfg.data.max_length or 256)
     scores = mean_nll(model, blocks, tokenizer.pad_token_id or 0)
     metrics = {"nll": scores["nll"], "perplexity": scores["perplexity"],

@@ -116,7 +116,8 @@ def train_chat(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
     run.path.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run.config)
     set_seed(cfg.train.seed)  # adapters and prompts start random: seed before building them
-    model, tokenizer, source = load_lm(cfg.model.name, cfg.model.trust_remote_code)
+    model, tokenizer, source = load_lm(cfg.model.name, cfg.model.trust_remote_code,
+                                       cfg.model.allow_pickle)
     data = load_lm_data(cfg, tokenizer)
     model = apply_strategy(model, cfg.strategy, cfg.task)
     trainable, total = parameter_counts(model)
@@ -167,8 +168,9 @@ def _write_run(run: RunDir, model, cfg: RunConfig, result: FitResult, summary: d
 
 
 def evaluate_chat(run: Path, data: str, output: Path | None = None, base: bool = False,
-                  generate_turns: int = 40, max_new_tokens: int = 48) -> dict:
+                  generate_turns: int = 40, max_new_tokens: int = 48, policy=None) -> dict:
     """Score a chat run (or, with ``base``, the model it started from) on held-out data."""
     from ..evaluate.chat import evaluate_run_on
 
-    return evaluate_run_on(Path(run), data, output, base, generate_turns, max_new_tokens)
+    return evaluate_run_on(Path(run), data, output, base, generate_turns, max_new_tokens,
+                           policy)

@@ -110,7 +110,8 @@ def train_intent(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
     set_seed(cfg.train.seed)
     model, tokenizer, source = load_intent_model(cfg.model.name, data.labels.labels,
                                                  cfg.model.pooling, cfg.model.dropout,
-                                                 cfg.model.trust_remote_code)
+                                                 cfg.model.trust_remote_code,
+                                                 cfg.model.allow_pickle)
     model = apply_strategy(model, cfg.strategy, "intent")
     trainable, total = parameter_counts(model)
     log.info("strategy %s: %s trainable of %s parameters (%.2f%%)", cfg.strategy.name,

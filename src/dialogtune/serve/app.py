@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from .errors import APIError, BodyLimitMiddleware, install_error_handlers
+from .hosts import HostCheckMiddleware, default_allowed_hosts
 from .schemas import (ChatCompletion, ChatCompletionRequest, FeedbackRequest,
                       FeedbackResponse, IntentRequest, IntentResponse, ModelList)
 from .service import DialogueService
@@ -61,6 +62,9 @@ def create_app(settings: ServeSettings | None = None, intent_predictor=None,
                          static_url="/static-docs")
     app.state.service = service
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # added last, so outermost: a rebinding page's request is refused before anything runs
+    app.add_middleware(HostCheckMiddleware, allowed=settings.allowed_hosts
+                       or default_allowed_hosts(settings.host))
     install_error_handlers(app)
     app.include_router(_v1_routes(service, settings))
     _page_routes(app, service)

@@ -1,7 +1,9 @@
 """Errors in the OpenAI shape (``{"error": {"message", "type", "param", "code"}}``).
 
 Every failure a client can cause maps to a 4xx here; only a server bug is a 500, and even
-that answers JSON in the same shape so OpenAI clients can read it.
+that answers JSON in the same shape so OpenAI clients can read it. A 500 says only
+"internal server error" and a code: exception text can hold paths, model internals or
+other clients' data, so it goes to the server log (with the traceback), never to a client.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import PromptError
 
 log = logging.getLogger("dialogtune.serve")
 
@@ -34,6 +38,17 @@ def error_body(status: int, message: str, code: str | None = None,
                param: str | None = None) -> dict:
     kind = ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def public_error(exc: BaseException, context: str = "request") -> APIError:
+    """What a client may see of ``exc``: its own message for client errors (``APIError``,
+    a prompt the template refused), a generic 500 for anything else, which is logged."""
+    if isinstance(exc, APIError):
+        return exc
+    if isinstance(exc, PromptError):
+        return APIError(400, str(exc), "invalid_prompt", "messages")
+    log.error("%s failed", context, exc_info=exc)
+    return APIError(500, "internal server error", "internal_error")
 
 
 def error_response(status: int, message: str, code: str | None = None,
@@ -72,8 +87,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _bug(_: Request, exc: Exception):
-        log.exception("unhandled error: %s", exc)
-        return error_response(500, "internal server error", "internal_error")
+        error = public_error(exc)
+        return error_response(error.status, error.message, error.code, error.param)
 
 
 class BodyLimitMiddleware:

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from ..resources import usable_cores
-from .workers import MicroBatcher
+from .errors import APIError
+from .workers import MicroBatcher, QueueFull
 
 
 def torch_threads(count: int | None) -> Callable[[], None]:
@@ -43,12 +44,13 @@ class IntentEngine:
     """Classifies utterances through a micro-batching worker thread."""
 
     def __init__(self, predictor, threshold: float | None, fallback_intent: str,
-                 max_batch: int = 64, threads: int | None = 1):
+                 max_batch: int = 64, threads: int | None = 1, max_queue: int = 256):
         self.predictor, self.fallback_intent = predictor, fallback_intent
         self.threshold = threshold if threshold is not None else predictor.oos_threshold
         self.labels: list[str] = list(predictor.labels.labels)
         self.name = intent_model_name(predictor)
-        self._batcher = MicroBatcher(self._probabilities, max_batch, torch_threads(threads))
+        self._batcher = MicroBatcher(self._probabilities, max_batch, torch_threads(threads),
+                                     max_queue)
 
     def start(self) -> None:
         self._batcher.start()
@@ -64,7 +66,11 @@ class IntentEngine:
     async def read(self, texts: list[str], top_k: int) -> list[dict]:
         """Ranked intents for each text: intent, confidence, out_of_scope, intents, latency."""
         started = time.perf_counter()
-        rows = await self._batcher.submit(list(texts))
+        try:
+            rows = await self._batcher.submit(list(texts))
+        except QueueFull:
+            raise APIError(429, "the server is busy: too many intent requests are waiting; "
+                           "retry", "queue_full") from None
         latency_ms = (time.perf_counter() - started) * 1000
         return [self.rank(text, row, top_k, latency_ms) for text, row in zip(texts, rows)]
 

@@ -16,14 +16,17 @@ from pathlib import Path
 log = logging.getLogger("dialogtune.serve")
 
 
-def check_safe_source(source: str | Path) -> None:
-    """Refuse what could run code on load: remote code, or pickle-only weight folders.
+def check_safe_source(source: str | Path, allow_pickle: bool = False) -> None:
+    """Refuse what could run code on load, before loading anything: remote code (never
+    served), or pickle-only weight folders (unless ``allow_pickle``).
 
     A run's own weights are always safetensors; its base model (or a plain model folder
-    given as ``--chat``) must have safetensors weights too. Aliases and hub ids pass.
+    given as ``--chat``) must have safetensors weights too. Aliases and hub ids pass here
+    (the loaders ask transformers for safetensors only).
     """
     from ..config import read_run_config
     from ..errors import DialogtuneError
+    from ..models import check_safe_weights
 
     path = Path(source)
     if (path / "config.yaml").exists():
@@ -31,23 +34,23 @@ def check_safe_source(source: str | Path) -> None:
         if cfg.model.trust_remote_code:
             raise DialogtuneError(f"{path}: the run needs trust_remote_code, which the server "
                                   "refuses (it would execute code from the model folder)")
-        return check_safe_source(cfg.model.name) if cfg.model.name else None
-    if path.is_dir() and not any(path.glob("*.safetensors")) and (
-            any(path.glob("*.bin")) or any(path.glob("*.pt"))):
-        raise DialogtuneError(f"{path}: only safetensors weights are served (found pickle "
-                              "weights); convert the model with save_pretrained")
+        return check_safe_source(cfg.model.name, allow_pickle) if cfg.model.name else None
+    check_safe_weights(path, allow_pickle)
 
 
-def load_models(intent_run: str | Path | None, chat: str | Path | None):
+def load_models(intent_run: str | Path | None, chat: str | Path | None,
+                allow_pickle: bool = False):
     """(intent Predictor | None, ChatPredictor | None), each loaded once, safe sources only."""
     from ..chat_predictor import ChatPredictor
+    from ..models import LoadPolicy
     from ..predictor import Predictor
 
     for source in (intent_run, chat):
         if source:
-            check_safe_source(source)
-    intent = Predictor.from_run(intent_run) if intent_run else None
-    chat_model = ChatPredictor.load(chat) if chat else None
+            check_safe_source(source, allow_pickle)
+    policy = LoadPolicy(trust_remote_code=False, allow_pickle=allow_pickle)
+    intent = Predictor.from_run(intent_run, policy) if intent_run else None
+    chat_model = ChatPredictor.load(chat, policy) if chat else None
     return intent, chat_model
 
 

@@ -16,7 +16,8 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from .errors import APIError, error_body
+from ..errors import PromptError
+from .errors import APIError, error_body, public_error
 from .nlu import IntentEngine, torch_threads
 from .schemas import ChatCompletionRequest, FeedbackRequest, IntentRequest
 from .settings import ServeSettings
@@ -57,7 +58,7 @@ class DialogueService:
         self.settings, self.chat = settings, chat_predictor
         self.intents = (IntentEngine(intent_predictor, settings.oos_threshold,
                                      settings.fallback_intent, settings.intent_batch_size,
-                                     settings.intent_threads)
+                                     settings.intent_threads, settings.max_intent_queue)
                         if intent_predictor is not None else None)
         self.worker = (GenerationWorker(chat_predictor, settings.max_queue,
                                         torch_threads(settings.generation_threads))
@@ -135,6 +136,10 @@ class DialogueService:
                            "model_not_found", "model")
         messages = [m.as_dict() for m in request.messages]
         options = self._options(request, messages)
+        try:  # template refusals and over-long prompts are 400s, found before queueing
+            self.chat.check_prompt(messages, options["max_new_tokens"])
+        except PromptError as exc:
+            raise public_error(exc) from None
         turn = await self.read_turn(messages)
         pending = PendingReply(new_id("chatcmpl"), int(time.time()), time.perf_counter(),
                                messages, options, turn)
@@ -207,8 +212,8 @@ class DialogueService:
                 yield sse({**self._chunk(pending, {}), "choices": [], "usage": usage})
             yield sse("[DONE]")
         except Exception as exc:  # headers are sent: report in-band, as OpenAI does
-            log.exception("generation failed: %s", exc)
-            yield sse(error_body(500, f"generation failed: {exc}", "generation_error"))
+            error = public_error(exc, "generation")  # no internal text to the client
+            yield sse(error_body(error.status, error.message, error.code, error.param))
         finally:
             if pending.job is not None:
                 pending.job.cancelled.set()

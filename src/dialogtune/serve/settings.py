@@ -15,6 +15,9 @@ class ServeSettings:
 
     host: str = "127.0.0.1"          # localhost only unless asked otherwise
     port: int = 8000
+    # Host header names accepted (DNS rebinding guard); None: loopback names plus the bound
+    # host (see hosts.default_allowed_hosts); ("*",): any
+    allowed_hosts: tuple[str, ...] | None = None
     api_key: str | None = None       # Bearer key checked on every /v1 route when set
     log_db: str | None = None        # SQLite conversation log; None disables logging/feedback
     oos_threshold: float | None = None  # overrides the run's calibrated threshold when set
@@ -29,6 +32,7 @@ class ServeSettings:
     max_texts: int = 256             # texts per /v1/intents request
     max_correction_chars: int = 4000  # longest corrected_reply a feedback may carry
     max_queue: int = 256             # waiting generation requests before 429
+    max_intent_queue: int = 256      # waiting /v1/intents (and chat NLU) requests before 429
     intent_batch_size: int = 64      # largest micro-batch of utterances per forward pass
     intent_threads: int | None = 1   # torch threads classifying (1: best on shared cores)
     generation_threads: int | None = None  # torch threads generating (None: all cores)

@@ -106,21 +106,29 @@ class GenerationWorker:
 
 
 class MicroBatcher:
-    """Runs ``fn(items) -> results`` (one result per item) on batches of waiting requests."""
+    """Runs ``fn(items) -> results`` (one result per item) on batches of waiting requests.
+
+    At most ``max_queue`` requests wait (QueueFull beyond), so a flood of requests costs a
+    429 each instead of unbounded memory and latency.
+    """
 
     def __init__(self, fn: Callable[[list], list], max_batch: int = 64,
-                 prepare: Callable[[], None] | None = None):
+                 prepare: Callable[[], None] | None = None, max_queue: int = 256):
         self.fn, self.max_batch, self.prepare = fn, max_batch, prepare  # prepare: once, on start
-        self._requests: queue.Queue = queue.Queue()
+        self._requests: queue.Queue = queue.Queue(maxsize=max_queue)
         self._thread = threading.Thread(target=self._run, name="dialogtune-batch", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     async def submit(self, items: list) -> list:
-        """The results for ``items``, computed in a batch with other waiting requests."""
+        """The results for ``items``, computed in a batch with other waiting requests;
+        QueueFull when ``max_queue`` requests are already waiting."""
         future = asyncio.get_running_loop().create_future()
-        self._requests.put((items, future))
+        try:
+            self._requests.put_nowait((items, future))
+        except queue.Full:
+            raise QueueFull from None
         return await future
 
     def _run(self) -> None:
@@ -159,7 +167,10 @@ class MicroBatcher:
 
     def stop(self, timeout: float = 30.0) -> None:
         if self._thread.is_alive():
-            self._requests.put(None)
+            try:
+                self._requests.put(None, timeout=timeout)  # after the waiting requests
+            except queue.Full:  # still full after timeout: the thread is stuck; it is a daemon
+                return
             self._thread.join(timeout)
 
 
