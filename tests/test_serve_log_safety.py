@@ -147,7 +147,7 @@ def feedback_client(tmp_path):
     path = tmp_path / "log.db"
     make_log(path).close()
     settings = ServeSettings(log_db=str(path), api_key="sekrit-key", max_correction_chars=20)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
         client.headers["Authorization"] = "Bearer sekrit-key"
         client.db = path
         yield client
