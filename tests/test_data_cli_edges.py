@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from dialogtune.cli import main
-from dialogtune.data.chat_readers import read_dialogues
-from dialogtune.data.check import check_files
-from dialogtune.data.intent_readers import read_intents
-from dialogtune.data.lenient import read_lenient
+from dialogtune.data.formats.dialogue import read_dialogues
+from dialogtune.data.quality.check import check_files
+from dialogtune.data.formats.intent_csv import read_intents
+from dialogtune.data.formats import read_lenient
 from dialogtune.errors import DataError, DialogtuneError
 
 

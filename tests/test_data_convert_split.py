@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from dialogtune.cli import main
-from dialogtune.data.chat_readers import dialogue_to_chat_json, read_dialogues
-from dialogtune.data.convert import convert_file, read_for_conversion
-from dialogtune.data.intent_readers import read_intents
-from dialogtune.data.rasa import read_rasa, strip_entities
-from dialogtune.data.split import sample_file, split_file
+from dialogtune.data.formats.dialogue import dialogue_to_chat_json, read_dialogues
+from dialogtune.data.transform.convert import convert_file, read_for_conversion
+from dialogtune.data.formats.intent_csv import read_intents
+from dialogtune.data.formats.rasa import read_rasa, strip_entities
+from dialogtune.data.transform.split import sample_file, split_file
 from dialogtune.errors import DataError
 
 

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dialogtune.data.chat_readers import read_dialogues
-from dialogtune.data.check import check_files
-from dialogtune.data.convert import convert_loaded, read_for_conversion
-from dialogtune.data.fix import FixOptions, plan_fix
-from dialogtune.data.intent_readers import read_intents
-from dialogtune.data.lenient import read_lenient
+from dialogtune.data.formats.dialogue import read_dialogues
+from dialogtune.data.quality.check import check_files
+from dialogtune.data.transform.convert import convert_loaded, read_for_conversion
+from dialogtune.data.transform.fix import FixOptions, plan_fix
+from dialogtune.data.formats.intent_csv import read_intents
+from dialogtune.data.formats import read_lenient
 from dialogtune.errors import DataError
 
 FUZZ = settings(max_examples=120, deadline=None, database=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .batching import BatchSource, pad_batch
-from .records import Utterance
+from ..records import Utterance
 
 
 class LabelMap:

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import DataError
-from .chat_readers import detect_format, parse_dialogue
-from .files import check_file, csv_lines, is_json_array, json_records, unescape_cell
-from .intent_readers import LABEL_COLUMNS, TEXT_COLUMNS, _pick
-from .records import Dialogue, Utterance
+from ...errors import DataError
+from .dialogue import detect_format, parse_dialogue
+from ..files import check_file, csv_lines, is_json_array, json_records, unescape_cell
+from .intent_csv import LABEL_COLUMNS, TEXT_COLUMNS, _pick
+from ..records import Dialogue, Utterance
 
 
 @dataclass

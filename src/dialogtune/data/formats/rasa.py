@@ -21,9 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import DataError
-from .files import read_text
-from .records import Utterance
+from ...errors import DataError
+from ..files import read_text
+from ..records import Utterance
 
 # [surface](entity), [surface](entity:value), [surface]{"entity": ...}, [surface]{...}[...]
 ENTITY = re.compile(r"\[([^\]\n]*)\](?:\([^)\n]*\)|\{[^}\n]*\})+")

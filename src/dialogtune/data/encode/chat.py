@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from ..errors import ConfigError, DataError
-from .records import Dialogue
+from ...errors import ConfigError, DataError
+from ..records import Dialogue
 
 log = logging.getLogger("dialogtune")
 IGNORE = -100

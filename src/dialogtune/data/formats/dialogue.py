@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
-from .files import strict_json_records
-from .records import Dialogue, Message
+from ...errors import DataError
+from ..files import strict_json_records
+from ..records import Dialogue, Message
 
 FORMATS = ("chat", "sharegpt", "alpaca")
 ROLES = ("system", "user", "assistant")

@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import DataError
-from .files import escape_cell
-from .lenient import Loaded
+from ...errors import DataError
+from ..files import escape_cell
+from ..formats import Loaded
 
 
 def refuse_same_file(source: str | Path, target: str | Path) -> None:
@@ -28,7 +28,7 @@ def refuse_same_file(source: str | Path, target: str | Path) -> None:
 
 def _atomic_write(path: str | Path, write) -> None:
     """Write through ``write(handle)`` to a temporary sibling, then fsync and rename it."""
-    from ..atomic import atomic_path
+    from ...atomic import atomic_path
 
     with atomic_path(path) as temp:
         with open(temp, "w", encoding="utf-8", errors="backslashreplace", newline="") as handle:

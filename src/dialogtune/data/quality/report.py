@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .files import prepare_output
+from ..files import prepare_output
 
 HTML_ROWS = 500  # per section; the JSON report holds all of them
 

@@ -24,10 +24,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError, DialogtuneError
-from . import dialogue_quality as dq
-from . import quality as q
-from .lenient import Loaded, read_lenient
+from ...errors import DataError, DialogtuneError
+from . import dialogues as dq
+from . import checks as q
+from ..formats import Loaded, read_lenient
 from .near_dup import similar_pairs, word_shingles
 
 DEFAULT_MODELS = {"intent": "minilm", "dialogue": "smollm2"}
@@ -83,7 +83,7 @@ def check_files(train: str | Path, test: str | Path | None = None,
 def load_length_tokenizer(model: str, explicit: bool):
     """(tokenizer, max length, note); a missing default model only skips token counts."""
     try:
-        from ..models import load_tokenizer, resolve_source
+        from ...models import load_tokenizer, resolve_source
 
         source = resolve_source(model)
         tokenizer = load_tokenizer(source)

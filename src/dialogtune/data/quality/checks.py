@@ -18,7 +18,7 @@ import numpy as np
 
 from .near_dup import similar_texts
 from .pii import find_pii
-from .records import Utterance
+from ..records import Utterance
 
 _APOSTROPHES = re.compile(r"['’`´]")
 _NON_WORD = re.compile(r"[^\w\s]+|_")

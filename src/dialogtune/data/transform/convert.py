@@ -28,10 +28,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DataError
-from .chat_readers import dialogue_to_chat_json
-from .lenient import Loaded, read_lenient
-from .records import Dialogue, Message
+from ...errors import DataError
+from ..formats.dialogue import dialogue_to_chat_json
+from ..formats import Loaded, read_lenient
+from ..records import Dialogue, Message
 from .writers import refuse_same_file, write_csv, write_jsonl
 
 INTENT_TARGETS = ("csv", "jsonl")

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import dialogue_quality as dq
-from . import quality as q
-from .lenient import Loaded, read_lenient
-from .pii import redact
+from ..quality import dialogues as dq
+from ..quality import checks as q
+from ..formats import Loaded, read_lenient
+from ..quality.pii import redact
 from .writers import (ensure_writable, map_dialogue_texts, refuse_same_file, with_text,
                       write_like)
 

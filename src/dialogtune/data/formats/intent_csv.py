@@ -6,9 +6,9 @@ import csv
 from collections import Counter
 from pathlib import Path
 
-from ..errors import DataError
-from .files import csv_lines, strict_json_records, unescape_cell
-from .records import Utterance
+from ...errors import DataError
+from ..files import csv_lines, strict_json_records, unescape_cell
+from ..records import Utterance
 
 TEXT_COLUMNS = ("text", "utterance", "sentence")
 LABEL_COLUMNS = ("label", "category", "intent")

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError
-from .chat import IGNORE, EncodedDialogue
-from .files import read_text
+from ...errors import DataError
+from ..encode.chat import IGNORE, EncodedDialogue
+from ..files import read_text
 
 DOCUMENT_SUFFIXES = (".txt", ".md", ".markdown")
 MIN_TAIL_TOKENS = 16  # a shorter final block is mostly separator: not worth a step

@@ -13,9 +13,9 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-from ..errors import DataError
+from ...errors import DataError
 from .convert import read_for_conversion
-from .lenient import Loaded
+from ..formats import Loaded
 from .writers import ensure_writable, refuse_same_file, write_like
 
 GROUP_FIELDS = ("dialogue_id", "conversation_id", "conv_id", "session_id", "thread_id")
