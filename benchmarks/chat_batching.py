@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from dialogtune.data.encode.chat import encode_dialogues
-    from dialogtune.data.formats.dialogue import read_dialogues
+    from dialogtune.data.formats import read_dialogues
     from dialogtune.lm import lm_loss
 
     torch.set_num_threads(args.threads)

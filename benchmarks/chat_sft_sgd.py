@@ -38,7 +38,7 @@ def peak_rss_mib() -> float:
 
 
 def load_split(args, split: str):
-    from dialogtune.data.formats.dialogue import read_dialogues
+    from dialogtune.data.formats import read_dialogues
 
     dialogues = read_dialogues(args.data_root / args.domain / f"{split}.jsonl")
     limit = args.limit_dialogues if split == "train" else args.limit_test

@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("train_csv")
     parser.add_argument("test_csv")
     args = parser.parse_args()
-    from dialogtune.data.formats.intent_csv import read_intents
+    from dialogtune.data.formats import read_intents
     from dialogtune.predictor import Predictor
 
     predictor = Predictor.from_run(args.run)

@@ -11,8 +11,9 @@ from chat_fixtures import DIALOGUES, build_model_folder, build_tokenizer, write_
 from dialogtune.data.encode.chat import (IGNORE, encode_dialogue, encode_dialogues, end_of_turn_ids,
                                   render_prompt_ids)
 from dialogtune.data.encode.chat_batches import lm_batches, pack_sequences
-from dialogtune.data.formats.dialogue import read_dialogues
-from dialogtune.data.formats.documents import document_blocks, read_documents
+from dialogtune.data.formats import read_dialogues
+from dialogtune.data.encode.documents import document_blocks
+from dialogtune.data.formats import read_documents
 from dialogtune.data.encode.inspect import inspect_dialogue
 from dialogtune.errors import DataError
 from dialogtune.lm import lm_loss, selected_logits, targets_and_mask, token_nll

@@ -64,7 +64,7 @@ def test_slot_value_recall_counts_values_the_reference_repeats():
 
 
 def test_generation_samples_take_trained_turns_and_prior_slot_values(data):
-    from dialogtune.data.formats.dialogue import read_dialogues
+    from dialogtune.data.formats import read_dialogues
 
     samples = generation_samples(read_dialogues(data), 4)
     assert [s.reference for s in samples] == [

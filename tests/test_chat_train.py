@@ -17,7 +17,7 @@ from dialogtune.chat_predictor import ChatPredictor, load_chat_run
 from dialogtune.config import StrategyConfig, TrainConfig, load_config
 from dialogtune.data.encode.chat import encode_dialogues
 from dialogtune.data.encode.chat_batches import lm_batches
-from dialogtune.data.formats.dialogue import read_dialogues
+from dialogtune.data.formats import read_dialogues
 from dialogtune.generation import decode
 from dialogtune.lm import lm_loss
 from dialogtune.models import load_causal_lm

@@ -13,7 +13,7 @@ import pytest
 from dialogtune.cli import main
 from dialogtune.data.quality.check import CheckOptions, check_files
 from dialogtune.data.transform.fix import FixOptions, fix_file
-from dialogtune.data.formats.intent_csv import read_intents
+from dialogtune.data.formats import read_intents
 from dialogtune.data.quality.near_dup import char_shingles, similar_texts
 from dialogtune.data.quality.pii import find_pii, iban_valid, luhn_valid, redact
 from dialogtune.data.quality.checks import fast_check_warnings, normalize

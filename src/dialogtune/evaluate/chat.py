@@ -115,7 +115,7 @@ def evaluate_run_on(run: Path, data: str, output: Path | None, base: bool,
     from ..chat_predictor import ChatPredictor
     from ..checkpoint import write_json_atomic
     from ..config import read_run_config
-    from ..data.formats.dialogue import read_dialogues
+    from ..data.formats import read_dialogues
     from ..data.formats.documents import is_document_path
 
     cfg = read_run_config(run)
@@ -144,7 +144,8 @@ def _evaluate_documents(run: Path, cfg, data: str, output: Path, base: bool) -> 
     """Perplexity over document blocks (continued pre-training runs)."""
     from ..chat_predictor import load_chat_run
     from ..checkpoint import write_json_atomic
-    from ..data.formats.documents import document_blocks, read_documents
+    from ..data.encode.documents import document_blocks
+    from ..data.formats import read_documents
     from ..lm import load_lm
     from ..runs.chat import mean_nll
 
