@@ -28,7 +28,7 @@ DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def measure(model, optimizer, items, loss_fn, per_step: int, layout: str, pad_id: int):
-    from dialogtune.data.chat_batches import pack_sequences, pad_sequences
+    from dialogtune.data.encode.chat_batches import pack_sequences, pad_sequences
 
     fed = trained = 0
     started = None
@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    from dialogtune.data.chat import encode_dialogues
-    from dialogtune.data.chat_readers import read_dialogues
+    from dialogtune.data.encode.chat import encode_dialogues
+    from dialogtune.data.formats import read_dialogues
     from dialogtune.lm import lm_loss
 
     torch.set_num_threads(args.threads)

@@ -25,7 +25,7 @@ DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def run_recipe(train: Path, test: Path, lr: float, per_step: int, threads: int) -> dict:
     from dialogtune.chat_predictor import ChatPredictor
     from dialogtune.config import load_config
-    from dialogtune.data.chat_readers import read_dialogues
+    from dialogtune.data.formats import read_dialogues
     from dialogtune.evaluate.chat import perplexity_metrics
     from dialogtune.pipeline import train_run
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from dialogtune.chat_predictor import ChatPredictor
-    from dialogtune.data.chat_readers import read_dialogues
+    from dialogtune.data.formats import read_dialogues
     from dialogtune.evaluate.chat import perplexity_metrics
 
     torch.set_num_threads(args.threads)

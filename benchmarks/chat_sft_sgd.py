@@ -38,7 +38,7 @@ def peak_rss_mib() -> float:
 
 
 def load_split(args, split: str):
-    from dialogtune.data.chat_readers import read_dialogues
+    from dialogtune.data.formats import read_dialogues
 
     dialogues = read_dialogues(args.data_root / args.domain / f"{split}.jsonl")
     limit = args.limit_dialogues if split == "train" else args.limit_test
@@ -62,7 +62,7 @@ def run_base(args) -> dict:
 def run_ours(args, workdir: Path) -> dict:
     from dialogtune.chat_predictor import ChatPredictor
     from dialogtune.config import load_config
-    from dialogtune.data.chat_readers import dialogue_to_chat_json
+    from dialogtune.data.formats.dialogue import dialogue_to_chat_json
     from dialogtune.pipeline import train_run
 
     train = workdir / "train.jsonl"
@@ -105,7 +105,7 @@ def run_trl(args, workdir: Path) -> dict:
     from trl import SFTConfig, SFTTrainer
 
     from dialogtune.chat_predictor import ChatPredictor
-    from dialogtune.data.chat import encode_dialogues, message_dicts
+    from dialogtune.data.encode.chat import encode_dialogues, message_dicts
     from dialogtune.lm import load_lm
 
     started = time.perf_counter()

@@ -41,7 +41,7 @@ def run_once(train: Path, test: Path, report: Path) -> tuple[float, float]:
 def in_process(train: Path, test: Path) -> tuple[float, float]:
     """(CPU, wall) seconds of ``check_files`` alone, after a warm-up call: the checks
     without interpreter start, imports and tokenizer load."""
-    from dialogtune.data.check import check_files
+    from dialogtune.data.quality.check import check_files
 
     check_files(train, test)
     cpu, wall = time.process_time(), time.perf_counter()

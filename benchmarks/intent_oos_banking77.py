@@ -43,7 +43,7 @@ def write_split(source: Path, target: Path, oos_fraction: float, k: int | None,
 def compare_rules(run: Path, test_csv: Path) -> list[dict]:
     """Each calibration rule's threshold, from the run's own validation split, on the test set."""
     from dialogtune.config import read_run_config
-    from dialogtune.data.intent_readers import read_intents
+    from dialogtune.data.formats import read_intents
     from dialogtune.evaluate.intent import calibrate_oos_threshold, out_of_scope_report
     from dialogtune.predictor import Predictor
     from dialogtune.runs.intent import load_intent_data

@@ -23,8 +23,8 @@ from sklearn.metrics import roc_auc_score
 
 def embeddings_and_logits(predictor, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Pooled sentence embeddings (the head's input) and logits, in input order."""
-    from dialogtune.data.batching import pad_batch
-    from dialogtune.data.intent import encode_texts
+    from dialogtune.data.encode.batching import pad_batch
+    from dialogtune.data.encode.intent import encode_texts
 
     model, captured = predictor.model, {}
     model.eval()
@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("train_csv")
     parser.add_argument("test_csv")
     args = parser.parse_args()
-    from dialogtune.data.intent_readers import read_intents
+    from dialogtune.data.formats import read_intents
     from dialogtune.predictor import Predictor
 
     predictor = Predictor.from_run(args.run)

@@ -52,7 +52,7 @@ def build_tokenizer(template: str = "chatml"):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from dialogtune.data.chat import CHATML_TEMPLATE
+    from dialogtune.data.encode.chat import CHATML_TEMPLATE
 
     specials = (["<|endoftext|>", "<|im_start|>", "<|im_end|>"] if template == "chatml"
                 else ["<unk>", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>"])

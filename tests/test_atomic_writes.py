@@ -15,7 +15,7 @@ import torch
 from dialogtune.atomic import remove_temporaries, write_text_atomic
 from dialogtune.checkpoint import save_checkpoint, save_tensors, write_json_atomic
 from dialogtune.config import RunConfig, save_config
-from dialogtune.data.writers import write_csv, write_json_array, write_jsonl
+from dialogtune.data.transform.writers import write_csv, write_json_array, write_jsonl
 
 
 @pytest.fixture

@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from chat_fixtures import DIALOGUES, build_model_folder, build_tokenizer, write_jsonl
-from dialogtune.data.chat import (IGNORE, encode_dialogue, encode_dialogues, end_of_turn_ids,
+from dialogtune.data.encode.chat import (IGNORE, encode_dialogue, encode_dialogues, end_of_turn_ids,
                                   render_prompt_ids)
-from dialogtune.data.chat_batches import lm_batches, pack_sequences
-from dialogtune.data.chat_readers import read_dialogues
-from dialogtune.data.documents import document_blocks, read_documents
-from dialogtune.data.inspect import inspect_dialogue
+from dialogtune.data.encode.chat_batches import lm_batches, pack_sequences
+from dialogtune.data.formats import read_dialogues
+from dialogtune.data.encode.documents import document_blocks
+from dialogtune.data.formats import read_documents
+from dialogtune.data.encode.inspect import inspect_dialogue
 from dialogtune.errors import DataError
 from dialogtune.lm import lm_loss, selected_logits, targets_and_mask, token_nll
 
@@ -167,7 +168,7 @@ def test_documents_become_fixed_blocks_with_located_errors(tmp_path):
 
 
 def test_inspect_marks_trained_tokens_and_counts(tmp_path, capsys):
-    from dialogtune.data.inspect import print_inspection
+    from dialogtune.data.encode.inspect import print_inspection
 
     path = write_jsonl(tmp_path / "d.jsonl", DIALOGUES)
     inspection = inspect_dialogue(build_tokenizer(), str(path), index=2)

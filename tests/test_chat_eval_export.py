@@ -14,7 +14,7 @@ from chat_fixtures import (DIALOGUES, data, folder,  # noqa: F401
 from dialogtune.chat_predictor import ChatPredictor
 from dialogtune.cli import main
 from dialogtune.config import load_config
-from dialogtune.data.chat import render, render_prompt_ids
+from dialogtune.data.encode.chat import render, render_prompt_ids
 from dialogtune.errors import DialogtuneError
 from dialogtune.evaluate.chat import generation_samples
 from dialogtune.evaluate.metrics import (corpus_bleu, lcs_length, mean_rouge_l, rouge_l,
@@ -64,7 +64,7 @@ def test_slot_value_recall_counts_values_the_reference_repeats():
 
 
 def test_generation_samples_take_trained_turns_and_prior_slot_values(data):
-    from dialogtune.data.chat_readers import read_dialogues
+    from dialogtune.data.formats import read_dialogues
 
     samples = generation_samples(read_dialogues(data), 4)
     assert [s.reference for s in samples] == [

@@ -15,9 +15,9 @@ from chat_fixtures import (data, folder,  # noqa: F401
 from conftest import Interrupt
 from dialogtune.chat_predictor import ChatPredictor, load_chat_run
 from dialogtune.config import StrategyConfig, TrainConfig, load_config
-from dialogtune.data.chat import encode_dialogues
-from dialogtune.data.chat_batches import lm_batches
-from dialogtune.data.chat_readers import read_dialogues
+from dialogtune.data.encode.chat import encode_dialogues
+from dialogtune.data.encode.chat_batches import lm_batches
+from dialogtune.data.formats import read_dialogues
 from dialogtune.generation import decode
 from dialogtune.lm import lm_loss
 from dialogtune.models import load_causal_lm
@@ -90,7 +90,7 @@ def capture_model(monkeypatch) -> dict:
 
 @torch.no_grad()
 def logits_of(model, tokenizer) -> torch.Tensor:
-    from dialogtune.data.chat import render_prompt_ids
+    from dialogtune.data.encode.chat import render_prompt_ids
 
     ids = torch.tensor([render_prompt_ids(tokenizer, PROBE + [
         {"role": "assistant", "content": "Your balance is 120 dollars."}])])

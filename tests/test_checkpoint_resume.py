@@ -15,8 +15,8 @@ import dialogtune.runs.intent as intent_run
 from dialogtune.checkpoint import (find_checkpoint, load_checkpoint, save_checkpoint,
                                    trainable_state, write_json_atomic)
 from dialogtune.config import load_config
-from dialogtune.data.batching import pad_batch
-from dialogtune.data.intent import encode_texts
+from dialogtune.data.encode.batching import pad_batch
+from dialogtune.data.encode.intent import encode_texts
 from dialogtune.models import load_intent_model
 from dialogtune.pipeline import train_run
 from dialogtune.predictor import Predictor, batched_probabilities

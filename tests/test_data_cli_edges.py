@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 
 from dialogtune.cli import main
-from dialogtune.data.chat_readers import read_dialogues
-from dialogtune.data.check import check_files
-from dialogtune.data.intent_readers import read_intents
-from dialogtune.data.lenient import read_lenient
+from dialogtune.data.quality.check import check_files
+from dialogtune.data.formats import read, read_dialogues, read_intents
 from dialogtune.errors import DataError, DialogtuneError
 
 
@@ -113,7 +111,7 @@ def test_check_reports_a_long_line_and_reads_on(tmp_path, small_limit):
         (2, "line longer than")]
     assert report["records"] == 2 and report["label_counts"] == {"a": 1, "b": 1}
     table = put(tmp_path / "d.csv", f"text,label\nhi,a\n{LONG},b\n\"two\nlines\",c\nbye,b\n")
-    loaded = read_lenient(table)
+    loaded = read(table, strict=False)
     assert [m["line"] for m in loaded.malformed] == [3]
     assert [(u.text, u.line) for u in loaded.utterances] == [
         ("hi", 2), ("two\nlines", 4), ("bye", 6)]
@@ -126,7 +124,7 @@ def test_a_huge_line_is_never_held_in_memory(tmp_path, small_limit):
                     json.dumps({"text": "hi", "label": "a"}) + "\n")
     tracemalloc.start()
     try:
-        loaded = read_lenient(path)
+        loaded = read(path, strict=False)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -137,12 +135,12 @@ def test_a_huge_line_is_never_held_in_memory(tmp_path, small_limit):
 def test_a_json_array_over_the_total_limit_is_refused(tmp_path, monkeypatch):
     path = put(tmp_path / "d.json", json.dumps([{"text": "hi", "label": "a"}] * 20))
     monkeypatch.setenv("DIALOGTUNE_MAX_JSON_BYTES", "100")
-    for reader in (read_intents, read_lenient):
+    for reader in (read_intents, lambda p: read(p, strict=False)):
         with pytest.raises(DataError, match=r"d\.json: file is over 100 bytes.*JSONL"):
             reader(path)
     monkeypatch.setenv("DIALOGTUNE_MAX_JSON_BYTES", "lots")
     with pytest.raises(DialogtuneError, match="DIALOGTUNE_MAX_JSON_BYTES must be a positive"):
-        read_lenient(path)
+        read(path, strict=False)
 
 
 # --- 3. CSV formula injection ------------------------------------------------------------
@@ -227,4 +225,4 @@ def test_a_really_broken_first_line_is_still_malformed_json(tmp_path):
                                      '"label": "b"}\n')
     with pytest.raises(DataError, match=r"d\.jsonl:1: malformed JSON"):
         read_intents(path)
-    assert [m["line"] for m in read_lenient(path).malformed] == [1]
+    assert [m["line"] for m in read(path, strict=False).malformed] == [1]

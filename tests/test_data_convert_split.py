@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from dialogtune.cli import main
-from dialogtune.data.chat_readers import dialogue_to_chat_json, read_dialogues
-from dialogtune.data.convert import convert_file, read_for_conversion
-from dialogtune.data.intent_readers import read_intents
-from dialogtune.data.rasa import read_rasa, strip_entities
-from dialogtune.data.split import sample_file, split_file
+from dialogtune.data.formats.dialogue import dialogue_to_chat_json
+from dialogtune.data.transform.convert import convert_file, read_for_conversion
+from dialogtune.data.formats import read, read_dialogues, read_intents
+from dialogtune.data.formats.rasa import strip_entities
+from dialogtune.data.transform.split import sample_file, split_file
 from dialogtune.errors import DataError
 
 
@@ -184,7 +184,7 @@ nlu:
 
 
 def test_rasa_import_strips_entities_and_keeps_lines(tmp_path):
-    records = read_rasa(write(tmp_path / "nlu.yml", RASA))
+    records = read_intents(write(tmp_path / "nlu.yml", RASA))
     assert [(r.text, r.label, r.line) for r in records] == [
         ("hey", "greet", 5), ("good morning", "greet", 6),
         ("fly to Paris from Rome", "book_flight", 12), ("one ticket", "book_flight", 13)]
@@ -196,9 +196,9 @@ def test_rasa_to_csv_and_errors(tmp_path):
     convert_file(write(tmp_path / "nlu.yml", RASA), "csv", out)
     assert pairs(read_intents(out))[2] == ("fly to Paris from Rome", "book_flight")
     with pytest.raises(DataError, match="expected a top-level 'nlu:'"):
-        read_rasa(write(tmp_path / "x.yml", "stories: []\n"))
+        read_intents(write(tmp_path / "x.yml", "stories: []\n"))
     with pytest.raises(DataError, match=r"bad.yml:\d+: malformed YAML"):
-        read_rasa(write(tmp_path / "bad.yml", "nlu:\n- intent: [\n"))
+        read_intents(write(tmp_path / "bad.yml", "nlu:\n- intent: [\n"))
 
 
 # --- split and sample --------------------------------------------------------------------

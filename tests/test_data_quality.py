@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from dialogtune.cli import main
-from dialogtune.data.check import CheckOptions, check_files
-from dialogtune.data.fix import FixOptions, fix_file
-from dialogtune.data.intent_readers import read_intents
-from dialogtune.data.near_dup import char_shingles, similar_texts
-from dialogtune.data.pii import find_pii, iban_valid, luhn_valid, redact
-from dialogtune.data.quality import fast_check_warnings, normalize
-from dialogtune.data.report import render_html
+from dialogtune.data.quality.check import CheckOptions, check_files
+from dialogtune.data.transform.fix import FixOptions, fix_file
+from dialogtune.data.formats import read_intents
+from dialogtune.data.quality.near_dup import char_shingles, similar_texts
+from dialogtune.data.quality.pii import find_pii, iban_valid, luhn_valid, redact
+from dialogtune.data.quality.checks import fast_check_warnings, normalize
+from dialogtune.data.quality.report import render_html
 from dialogtune.errors import DataError, DialogtuneError
 
 # Planted intent data: the comment is the line each record starts on.
@@ -411,7 +411,7 @@ def test_lone_surrogates_from_json_escapes_are_reported_not_crashed_on(tmp_path,
     from rich.console import Console
     from transformers import AutoTokenizer
 
-    from dialogtune.data.report import print_summary, write_html, write_json
+    from dialogtune.data.quality.report import print_summary, write_html, write_json
 
     line = '{"text": "lost \\ud800 card", "label": "%s"}\n'
     path = write(tmp_path / "s.jsonl", line % "a" + line % "b")

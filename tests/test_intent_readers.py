@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dialogtune.data.intent_readers import rare_label_warnings, read_intents, stratified_split
+from dialogtune.data.formats import read_intents
+from dialogtune.data.quality.checks import rare_label_warnings
+from dialogtune.data.transform.split import stratified_split
 from dialogtune.data.records import Utterance
 from dialogtune.errors import DataError
 

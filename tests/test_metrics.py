@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dialogtune.data.intent import LabelMap
+from dialogtune.data.encode.intent import LabelMap
 from dialogtune.data.records import Utterance
 from dialogtune.evaluate.intent import (calibrate_oos_threshold, out_of_scope_report,
                                        score_probabilities)

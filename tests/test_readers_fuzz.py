@@ -12,12 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dialogtune.data.chat_readers import read_dialogues
-from dialogtune.data.check import check_files
-from dialogtune.data.convert import convert_loaded, read_for_conversion
-from dialogtune.data.fix import FixOptions, plan_fix
-from dialogtune.data.intent_readers import read_intents
-from dialogtune.data.lenient import read_lenient
+from dialogtune.data.quality.check import check_files
+from dialogtune.data.transform.convert import convert_loaded, read_for_conversion
+from dialogtune.data.transform.fix import FixOptions, plan_fix
+from dialogtune.data.formats import read, read_dialogues, read_intents
 from dialogtune.errors import DataError
 
 FUZZ = settings(max_examples=120, deadline=None, database=None,
@@ -85,7 +83,7 @@ def outcome(call, *args):
 def every_reader(path: Path) -> None:
     outcome(read_intents, path)
     outcome(read_dialogues, path)
-    loaded = outcome(read_lenient, path)
+    loaded = outcome(read, path, None, False)  # lenient
     if loaded is not None:
         report = outcome(check_files, path, None, None, FakeTokenizer())
         assert report is None or json.dumps(report)
@@ -142,11 +140,11 @@ SEPARATOR = '{"text": "a\u2028b", "label": "x"}\n{"text": "c", "label": "y"}\n'
 
 
 def test_lenient_reader_survives_deep_nesting_and_unicode_line_separators(folder):
-    loaded = read_lenient(put(folder, ".jsonl", '{"text": ' + DEEP + "}\n"))
+    loaded = read(put(folder, ".jsonl", '{"text": ' + DEEP + "}\n"), strict=False)
     assert loaded.malformed[0]["message"] == "malformed JSON: nested too deeply"
     with pytest.raises(DataError, match="malformed JSON array"):
-        read_lenient(put(folder, ".json", DEEP))
-    loaded = read_lenient(put(folder, ".jsonl", SEPARATOR))
+        read(put(folder, ".json", DEEP), strict=False)
+    loaded = read(put(folder, ".jsonl", SEPARATOR), strict=False)
     assert [(r.text, r.line) for r in loaded.utterances] == [("a\u2028b", 1), ("c", 2)]
 
 

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from dialogtune.cli import main
-from dialogtune.data.chat_readers import read_dialogues
+from dialogtune.data.formats import read_dialogues
 from dialogtune.errors import DataError, DialogtuneError
 from dialogtune.serve.export import export_logs
 from dialogtune.serve.store import ConversationStore, Exchange, read_reviewed
@@ -137,7 +137,7 @@ def test_export_logs_command(store, tmp_path, capsys):
 def test_export_intent_csv_escapes_formulas_and_reads_back(store, tmp_path):
     """A user who typed a spreadsheet formula must not get it run when the export is opened;
     the project's own reader gives back the text as typed."""
-    from dialogtune.data.intent_readers import read_intents
+    from dialogtune.data.formats import read_intents
 
     store.log(Exchange("f1", "intent", [{"role": "user", "content": "=cmd|' /C calc'!A0"}],
                        intent="balance", confidence=0.9))

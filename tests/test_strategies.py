@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dialogtune.config import StrategyConfig, TrainConfig
-from dialogtune.data.intent import LabelMap, intent_batches
+from dialogtune.data.encode.intent import LabelMap, intent_batches
 from dialogtune.data.records import Utterance
 from dialogtune.errors import ConfigError
 from dialogtune.models import load_intent_model

@@ -11,7 +11,7 @@ from torch import nn
 
 from .checkpoint import load_trainable
 from .config import RunConfig, read_run_config
-from .data.chat import end_of_turn_ids, ensure_chat_template, render_prompt_ids
+from .data.encode.chat import end_of_turn_ids, ensure_chat_template, render_prompt_ids
 from .errors import DialogtuneError, PromptError
 from .generation import decode, is_prompt_learning
 from .lm import load_lm

@@ -57,7 +57,7 @@ def _train(run: Path, threads: int) -> dict:
 def _score(run: Path) -> tuple[list, dict]:
     """Held-out perplexity and the first replies, base model then tuned run."""
     from .chat_predictor import ChatPredictor
-    from .data.chat_readers import read_dialogues
+    from .data.formats import read_dialogues
     from .evaluate.chat import generate_replies, generation_samples, perplexity_metrics
 
     test = read_dialogues(_example("dialogues_test.jsonl"))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .checkpoint import write_json_atomic
 from .chat_predictor import MERGEABLE, load_chat_run
-from .data.chat import end_of_turn_ids
+from .data.encode.chat import end_of_turn_ids
 from .errors import DialogtuneError
 
 PROMPT_LEARNING = ("prompt-tuning", "prefix-tuning", "p-tuning")

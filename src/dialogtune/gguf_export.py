@@ -81,7 +81,7 @@ def check_gguf(path: Path, model, tokenizer) -> dict:
     """Read the file back with transformers and compare tokens and predictions to ``model``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .data.chat import render_prompt_ids
+    from .data.encode.chat import render_prompt_ids
 
     ids = render_prompt_ids(tokenizer, PROBE)
     loaded_tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)

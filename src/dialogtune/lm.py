@@ -44,7 +44,7 @@ def as_plain_model(model: nn.Module) -> nn.Module:
 def load_lm(name: str, trust_remote_code: bool = False, allow_pickle: bool = False):
     """(model, tokenizer, source) of a causal LM ready for chat: plain float weights and a
     chat template (the model's own, ChatML when it has none)."""
-    from .data.chat import ensure_chat_template
+    from .data.encode.chat import ensure_chat_template
     from .models import load_causal_lm
 
     model, tokenizer, source = load_causal_lm(name, trust_remote_code, allow_pickle)

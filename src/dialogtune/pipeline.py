@@ -30,7 +30,7 @@ def evaluate_run(run: str | Path, data: str, output: Path | None = None,
         if base:
             raise DialogtuneError("--base applies to chat runs: an intent head starts random")
         from .checkpoint import write_json_atomic
-        from .data.intent_readers import read_intents
+        from .data.formats import read_intents
         from .evaluate.intent import evaluate_intent
         from .predictor import Predictor
 

@@ -11,8 +11,8 @@ from torch import nn
 
 from .checkpoint import load_trainable
 from .config import RunConfig, read_run_config
-from .data.intent import LabelMap, encode_texts
-from .data.batching import pad_batch
+from .data.encode.intent import LabelMap, encode_texts
+from .data.encode.batching import pad_batch
 from .models import LoadPolicy, load_intent_model
 from .runs.layout import RunDir
 from .strategies import apply_strategy

@@ -24,7 +24,7 @@ from .atomic import remove_temporaries
 from .checkpoint import find_checkpoint, load_checkpoint, load_trainable, save_checkpoint
 from .checkpoint import save_tensors, trainable_state
 from .config import TrainConfig
-from .data.batching import BatchSource
+from .data.encode.batching import BatchSource
 from .errors import DialogtuneError
 from .resources import available_threads
 

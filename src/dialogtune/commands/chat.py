@@ -74,7 +74,8 @@ def generate(
 ) -> None:
     """Reply to each record's conversation; writes it back with the reply appended."""
     from ..chat_predictor import ChatPredictor
-    from ..data.chat_readers import dialogue_to_chat_json, read_dialogues
+    from ..data.formats import read_dialogues
+    from ..data.formats.dialogue import dialogue_to_chat_json
     from ..data.records import Message
 
     dialogues = read_dialogues(data, data_format)

@@ -50,8 +50,8 @@ def check(
     label_column: Optional[str] = typer.Option(None, "--label-column"),
 ) -> None:
     """Find duplicates, conflicts, leakage, personal data, imbalance and length problems."""
-    from ..data.check import CheckOptions, check_files
-    from ..data.report import print_summary, write_html, write_json
+    from ..data.quality.check import CheckOptions, check_files
+    from ..data.quality.report import print_summary, write_html, write_json
 
     _outputs(output, html)
     options = CheckOptions(model, max_length, near, min_count, text_column, label_column)
@@ -78,7 +78,7 @@ def fix(
     label_column: Optional[str] = typer.Option(None, "--label-column"),
 ) -> None:
     """Write a cleaned copy in the same format and list what changed, by line."""
-    from ..data.fix import FixOptions, fix_file
+    from ..data.transform.fix import FixOptions, fix_file
 
     _outputs(output)
     changes = fix_file(train, output, FixOptions(dedupe, drop_conflicts, redact_pii),
@@ -101,7 +101,7 @@ def convert(
     output: Path = typer.Option(..., "--output", help="File to write."),
 ) -> None:
     """Convert between data formats, saying what a lossy conversion drops."""
-    from ..data.convert import convert_file
+    from ..data.transform.convert import convert_file
 
     _outputs(output)
     written, notes = convert_file(source, to, output)
@@ -120,7 +120,7 @@ def split(
                                            help="Conversation id field (dialogues)."),
 ) -> None:
     """Stratified by intent, or grouped by dialogue so none straddles the split."""
-    from ..data.split import split_file
+    from ..data.transform.split import split_file
 
     _outputs(output_dir, folder=True)
     result = split_file(source, test, seed, output_dir, group_by)
@@ -136,7 +136,7 @@ def sample(
     seed: int = typer.Option(42, "--seed"),
 ) -> None:
     """A K-shot subset: K examples per intent, drawn with a seed."""
-    from ..data.split import sample_file
+    from ..data.transform.split import sample_file
 
     _outputs(output)
     result = sample_file(source, shots, seed, output)
@@ -174,7 +174,7 @@ def inspect(
     max_length: Optional[int] = typer.Option(1024, "--max-length", help="Training token limit."),
 ) -> None:
     """Show one dialogue as training sees it: trained tokens highlighted, token counts."""
-    from ..data.inspect import inspect_dialogue, print_inspection
+    from ..data.encode.inspect import inspect_dialogue, print_inspection
     from ..models import load_tokenizer, resolve_source
 
     tokenizer = load_tokenizer(resolve_source(model))

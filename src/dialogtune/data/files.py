@@ -7,8 +7,8 @@ line instead of being parsed, tokenised and reported at great cost. A ``.json`` 
 to be read whole, so it is refused above ``max_json_bytes()`` (default 256 MiB,
 ``DIALOGTUNE_MAX_JSON_BYTES``); JSONL has no total limit.
 
-The strict (training) and lenient (``data check``) readers share ``json_records``: the
-first yields its DataErrors as raised errors, the second lists them and reads on.
+Every JSON reader (intent and dialogue, strict and lenient; see ``formats``) reads
+records through ``json_records``, so array items and JSONL lines are numbered alike.
 """
 
 from __future__ import annotations
@@ -199,16 +199,6 @@ def _skip_space(text: str, pos: int) -> int:
     while pos < len(text) and text[pos] in " \t\r\n":
         pos += 1
     return pos
-
-
-def strict_json_records(path: str | Path) -> list[tuple[int, Any]]:
-    """Every (line, object) of ``path``; the first unreadable record raises its DataError."""
-    records = []
-    for line, obj in json_records(path):
-        if isinstance(obj, DataError):
-            raise obj
-        records.append((line, obj))
-    return records
 
 
 def csv_lines(path: str | Path, on_error=None) -> Iterator[str]:

@@ -34,3 +34,11 @@ class Dialogue:
     line: int | None = None
     source: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One raw text document (continued pre-training); ``source`` is its file."""
+
+    text: str
+    source: str

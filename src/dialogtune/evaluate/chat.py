@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.chat import encode_dialogues, message_dicts
+from ..data.encode.chat import encode_dialogues, message_dicts
 from ..data.records import Dialogue
 from .metrics import corpus_bleu, mean_rouge_l, slot_value_recall
 
@@ -117,8 +117,8 @@ def evaluate_run_on(run: Path, data: str, output: Path | None, base: bool,
     from ..chat_predictor import ChatPredictor
     from ..checkpoint import write_json_atomic
     from ..config import read_run_config
-    from ..data.chat_readers import read_dialogues
-    from ..data.documents import is_document_path
+    from ..data.formats import read_dialogues
+    from ..data.formats.documents import is_document_path
     from ..models import LoadPolicy
 
     cfg = read_run_config(run)
@@ -149,7 +149,8 @@ def _evaluate_documents(run: Path, cfg, data: str, output: Path, base: bool, pol
     """Perplexity over document blocks (continued pre-training runs)."""
     from ..chat_predictor import load_chat_run
     from ..checkpoint import write_json_atomic
-    from ..data.documents import document_blocks, read_documents
+    from ..data.encode.documents import document_blocks
+    from ..data.formats import read_documents
     from ..lm import load_lm
     from ..runs.chat import mean_nll
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import write_json_atomic
-from ..data.intent import LabelMap
+from ..data.encode.intent import LabelMap
 from ..data.records import Utterance
 from .metrics import (classification_metrics, confusion, out_of_scope_metrics,
                       top_confused_pairs)

@@ -17,10 +17,11 @@ from accelerate.utils import set_seed
 
 from ..checkpoint import save_tensors, trainable_state, write_json_atomic
 from ..config import RunConfig, save_config
-from ..data.chat import EncodedDialogue, encode_dialogues
-from ..data.chat_batches import lm_batches
-from ..data.chat_readers import read_dialogues
-from ..data.documents import document_blocks, is_document_path, read_documents
+from ..data.encode.chat import EncodedDialogue, encode_dialogues
+from ..data.encode.chat_batches import lm_batches
+from ..data.encode.documents import document_blocks
+from ..data.formats import read_dialogues, read_documents
+from ..data.formats.documents import is_document_path
 from ..errors import DataError
 from ..evaluate.plots import plot_training_curves
 from ..lm import lm_loss, load_lm, token_nll

@@ -13,9 +13,10 @@ from accelerate.utils import set_seed
 from ..atomic import write_text_atomic
 from ..checkpoint import save_tensors, trainable_state, write_json_atomic
 from ..config import RunConfig, save_config
-from ..data.intent import LabelMap, intent_batches
-from ..data.intent_readers import rare_label_warnings, read_intents, stratified_split
-from ..data.quality import fast_check_warnings
+from ..data.encode.intent import LabelMap, intent_batches
+from ..data.formats import read_intents
+from ..data.quality.checks import fast_check_warnings, rare_label_warnings
+from ..data.transform.split import stratified_split
 from ..errors import DataError
 from ..evaluate.intent import calibrate_oos_threshold, score_probabilities
 from ..evaluate.plots import plot_training_curves

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ..records import Utterance
 from .batching import BatchSource, pad_batch
-from .records import Utterance
 
 
 class LabelMap:

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import dialogue_quality as dq
-from . import quality as q
-from .lenient import Loaded, read_lenient
-from .pii import redact
+from ..formats import Loaded, read
+from ..quality import checks as q
+from ..quality import dialogues as dq
+from ..quality.pii import redact
 from .writers import (ensure_writable, map_dialogue_texts, refuse_same_file, with_text,
                       write_like)
 
@@ -74,7 +74,7 @@ def fix_file(source: str | Path, target: str | Path, options: FixOptions,
              text_column: str | None = None, label_column: str | None = None) -> dict:
     """Write the cleaned copy of ``source`` to ``target`` (never in place); returns changes."""
     refuse_same_file(source, target)
-    loaded = read_lenient(source, text_column, label_column)
+    loaded = read(source, strict=False, text_column=text_column, label_column=label_column)
     ensure_writable(loaded)
     raws, changes = plan_fix(loaded, options)
     write_like(loaded, raws, target)

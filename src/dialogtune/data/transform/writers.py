@@ -1,7 +1,7 @@
 """Writing records back to disk: the input's own format (fix, split, sample) or a chosen one.
 
-Files are written to a temporary sibling and renamed, so an interrupted write never
-leaves half a file behind. Lone surrogates (which JSON escapes can smuggle into strings)
+Every data file and report goes through ``write_atomic`` (``dialogtune.atomic``:
+temporary sibling, fsync, rename), so an interrupted write never leaves half a file. Lone surrogates (which JSON escapes can smuggle into strings)
 are written as JSON escapes rather than crashing the UTF-8 encoder.
 """
 
@@ -13,9 +13,11 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import DataError
-from .files import escape_cell
-from .lenient import Loaded
+from ...errors import DataError
+from ...atomic import atomic_path
+from ..files import escape_cell
+from ..formats import Loaded
+from ..formats.intent_rows import TEXT_COLUMNS
 
 
 def refuse_same_file(source: str | Path, target: str | Path) -> None:
@@ -26,10 +28,9 @@ def refuse_same_file(source: str | Path, target: str | Path) -> None:
                         str(target))
 
 
-def _atomic_write(path: str | Path, write) -> None:
-    """Write through ``write(handle)`` to a temporary sibling, then fsync and rename it."""
-    from ..atomic import atomic_path
-
+def write_atomic(path: str | Path, write) -> None:
+    """Write text through ``write(handle)`` to a temporary sibling, then fsync and rename
+    it; lone surrogates become backslash escapes instead of stopping the write."""
     with atomic_path(path) as temp:
         with open(temp, "w", encoding="utf-8", errors="backslashreplace", newline="") as handle:
             write(handle)
@@ -42,21 +43,21 @@ def write_csv(path: str | Path, header: list[str], rows: Iterable[list[str]]) ->
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow([escape_cell(cell) for cell in header])
         writer.writerows([escape_cell(cell) for cell in row] for row in rows)
-    _atomic_write(path, write)
+    write_atomic(path, write)
 
 
 def write_jsonl(path: str | Path, objects: Iterable[Any]) -> None:
     def write(handle):
         for obj in objects:
             handle.write(json.dumps(obj, ensure_ascii=False) + "\n")
-    _atomic_write(path, write)
+    write_atomic(path, write)
 
 
 def write_json_array(path: str | Path, objects: Iterable[Any]) -> None:
     def write(handle):
         json.dump(list(objects), handle, ensure_ascii=False, indent=2)
         handle.write("\n")
-    _atomic_write(path, write)
+    write_atomic(path, write)
 
 
 def ensure_writable(loaded: Loaded) -> None:
@@ -84,7 +85,7 @@ def with_text(loaded: Loaded, raw: Any, text: str) -> Any:
         row[loaded.header.index(loaded.text_key)] = text
         return row
     key = loaded.text_key if loaded.text_key in raw else next(
-        k for k in ("text", "utterance", "sentence") if k in raw)
+        k for k in TEXT_COLUMNS if k in raw)
     return {**raw, key: text}
 
 

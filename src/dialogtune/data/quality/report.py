@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .files import prepare_output
+from ..files import prepare_output
+from ..transform.writers import write_atomic
 
 HTML_ROWS = 500  # per section; the JSON report holds all of them
 
@@ -127,10 +128,10 @@ def _footer(report: dict) -> list[str]:
 def write_json(report: dict, path: str | Path) -> None:
     """The report as JSON; lone surrogates from odd input are kept as JSON escapes.
     Missing parent folders are created."""
-    path = prepare_output(path)
-    with open(path, "w", encoding="utf-8", errors="backslashreplace") as handle:
+    def write(handle):
         json.dump(report, handle, indent=2, ensure_ascii=False)
         handle.write("\n")
+    write_atomic(prepare_output(path), write)
 
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
@@ -186,5 +187,5 @@ def _html_labels(counts: dict[str, int]) -> str:
 
 def write_html(report: dict, path: str | Path) -> None:
     """The HTML page; missing parent folders are created."""
-    prepare_output(path).write_text(render_html(report), encoding="utf-8",
-                                    errors="backslashreplace")
+    page = render_html(report)
+    write_atomic(prepare_output(path), lambda handle: handle.write(page))

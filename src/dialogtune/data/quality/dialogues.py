@@ -8,8 +8,8 @@ last replies, the dialogue analogue of one text under two labels.
 
 from __future__ import annotations
 
-from .quality import Entry, normalize
-from .records import Dialogue
+from ..records import Dialogue
+from .checks import Entry, normalize
 
 PREVIEW = 120
 

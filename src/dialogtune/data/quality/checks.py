@@ -4,7 +4,7 @@ Every finding carries the file's own 1-based ``line`` (or ``lines`` for a group)
 text involved, so a person can jump to it. Texts are compared after ``normalize`` (case,
 spacing, punctuation), because "Where's my card?" and "where is my card" are the same
 training signal twice. The same functions serve dialogues through ``Entry`` (a key to
-compare, the text to show and a label), see ``dialogue_quality``.
+compare, the text to show and a label), see ``dialogues``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..records import Utterance
 from .near_dup import similar_texts
 from .pii import find_pii
-from .records import Utterance
 
 _APOSTROPHES = re.compile(r"['’`´]")
 _NON_WORD = re.compile(r"[^\w\s]+|_")
@@ -211,3 +211,10 @@ def fast_check_warnings(train: list[Utterance], evaluation: list[Utterance] | No
 def _lines(lines: list, limit: int = 5) -> str:
     shown = ", ".join(str(n) for n in lines[:limit])
     return shown + (", ..." if len(lines) > limit else "")
+
+
+def rare_label_warnings(records: list[Utterance], minimum: int) -> list[str]:
+    """One warning per intent with fewer than ``minimum`` examples (train's fast check)."""
+    counts = Counter(r.label for r in records)
+    return [f"intent '{label}' has only {n} example(s) (fewer than {minimum})"
+            for label, n in sorted(counts.items()) if n < minimum]

@@ -28,10 +28,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DataError
-from .chat_readers import dialogue_to_chat_json
-from .lenient import Loaded, read_lenient
-from .records import Dialogue, Message
+from ...errors import DataError
+from ..formats import Loaded, read
+from ..formats.dialogue import dialogue_to_chat_json
+from ..records import Dialogue, Message
 from .writers import refuse_same_file, write_csv, write_jsonl
 
 INTENT_TARGETS = ("csv", "jsonl")
@@ -58,7 +58,7 @@ class Dropped:
 
 def read_for_conversion(path: str | Path) -> Loaded:
     """Read any supported input; the first unreadable row stops it (run ``data fix`` first)."""
-    loaded = read_lenient(path)
+    loaded = read(path, strict=False)
     if loaded.malformed:
         first = loaded.malformed[0]
         raise DataError(f"{first['message']} (dialogtune data fix drops unreadable rows)",

@@ -13,27 +13,48 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-from ..errors import DataError
+from ...errors import DataError
+from ..formats import Loaded
+from ..records import Utterance
 from .convert import read_for_conversion
-from .lenient import Loaded
 from .writers import ensure_writable, refuse_same_file, write_like
 
 GROUP_FIELDS = ("dialogue_id", "conversation_id", "conv_id", "session_id", "thread_id")
 
 
-def stratified_indices(labels: list[str], fraction: float, seed: int) -> list[int]:
-    """Indices held out: ``fraction`` of each label, at least one where a label has 2+."""
+def stratified_indices(labels: list[str], fraction: float, seed: int
+                       ) -> tuple[list[int], list[int]]:
+    """(kept, held) indices: ``fraction`` of each label held out, at least one where a
+    label has 2+ examples and never all of it; ``fraction`` 0 holds out nothing.
+
+    The one stratified splitter: ``data split`` and training's validation split use it, so
+    the same seed holds out the same records. Indices come in draw order (labels sorted,
+    each shuffled); ``data split`` writes them in file order. Written here rather than
+    with scikit-learn because its stratified split refuses labels with a single example,
+    which small domain data sets always have.
+    """
     by_label: dict[str, list[int]] = defaultdict(list)
     for i, label in enumerate(labels):
         by_label[label].append(i)
     rng = random.Random(seed)
-    held = []
+    kept, held = [], []
     for label in sorted(by_label):
         group = by_label[label][:]
         rng.shuffle(group)
-        take = 0 if len(group) < 2 else max(1, round(len(group) * fraction))
-        held += group[:min(take, len(group) - 1)]
-    return sorted(held)
+        take = 0 if len(group) < 2 or fraction <= 0 else max(1, round(len(group) * fraction))
+        take = min(take, len(group) - 1)
+        held += group[:take]
+        kept += group[take:]
+    return kept, held
+
+
+def stratified_split(records: list[Utterance], fraction: float,
+                     seed: int) -> tuple[list[Utterance], list[Utterance]]:
+    """(train, validation) records for training (see ``stratified_indices``); ``fraction``
+    0 trains on every example, keeping the last weights, with no best-epoch choice and no
+    out-of-scope calibration."""
+    kept, held = stratified_indices([r.label for r in records], fraction, seed)
+    return [records[i] for i in kept], [records[i] for i in held]
 
 
 def group_keys(raws: list, group_by: str | None) -> list:
@@ -67,7 +88,8 @@ def split_loaded(loaded: Loaded, fraction: float, seed: int,
     if not 0 < fraction < 1:
         raise DataError(f"--test must be between 0 and 1, got {fraction}")
     if loaded.kind == "intent":
-        held = stratified_indices([r.label for r in loaded.utterances], fraction, seed)
+        held = sorted(stratified_indices([r.label for r in loaded.utterances],
+                                         fraction, seed)[1])
     else:
         held = grouped_indices(group_keys(loaded.raws, group_by), fraction, seed)
     chosen = set(held)

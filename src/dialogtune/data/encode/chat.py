@@ -23,8 +23,8 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from ..errors import ConfigError, DataError
-from .records import Dialogue
+from ...errors import ConfigError, DataError
+from ..records import Dialogue
 
 log = logging.getLogger("dialogtune")
 IGNORE = -100

@@ -24,10 +24,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError, DialogtuneError
-from . import dialogue_quality as dq
-from . import quality as q
-from .lenient import Loaded, read_lenient
+from ...errors import DataError, DialogtuneError
+from ..formats import Loaded, read
+from . import checks as q
+from . import dialogues as dq
 from .near_dup import similar_pairs, word_shingles
 
 DEFAULT_MODELS = {"intent": "minilm", "dialogue": "smollm2"}
@@ -56,8 +56,9 @@ def check_files(train: str | Path, test: str | Path | None = None,
     options = options or CheckOptions()
     if not 0 < options.near_threshold <= 1:
         raise DialogtuneError(f"--near must be in (0, 1], got {options.near_threshold}")
-    loaded = read_lenient(train, options.text_column, options.label_column)
-    held = read_lenient(test, options.text_column, options.label_column) if test else None
+    columns = {"text_column": options.text_column, "label_column": options.label_column}
+    loaded = read(train, strict=False, **columns)
+    held = read(test, strict=False, **columns) if test else None
     if held is not None and held.kind != loaded.kind:
         raise DataError(f"the test file holds {held.kind} data but the training file holds "
                         f"{loaded.kind} data", str(test))
@@ -83,7 +84,7 @@ def check_files(train: str | Path, test: str | Path | None = None,
 def load_length_tokenizer(model: str, explicit: bool):
     """(tokenizer, max length, note); a missing default model only skips token counts."""
     try:
-        from ..models import load_tokenizer, resolve_source
+        from ...models import load_tokenizer, resolve_source
 
         source = resolve_source(model)
         tokenizer = load_tokenizer(source)

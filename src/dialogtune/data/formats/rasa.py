@@ -17,13 +17,13 @@ example keeps the line it sits on.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import yaml
 
-from ..errors import DataError
-from .files import read_text
-from .records import Utterance
+from ...errors import DataError
+from ..files import read_text
+from ..records import Utterance
+from .base import Items, Loaded, ReadOptions
 
 # [surface](entity), [surface](entity:value), [surface]{"entity": ...}, [surface]{...}[...]
 ENTITY = re.compile(r"\[([^\]\n]*)\](?:\([^)\n]*\)|\{[^}\n]*\})+")
@@ -34,32 +34,30 @@ def strip_entities(text: str) -> str:
     return ENTITY.sub(lambda m: m.group(1), text)
 
 
-def read_rasa(path: str | Path) -> list[Utterance]:
+def read_rasa(out: Loaded, options: ReadOptions, items: Items | None = None) -> None:
     """Every example of every ``- intent:`` block, labelled with the intent's name."""
-    path = Path(path)
     try:
-        root = yaml.compose(read_text(path), Loader=yaml.SafeLoader)
+        root = yaml.compose(read_text(out.path), Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise DataError(f"malformed YAML: {getattr(exc, 'problem', None) or exc}", str(path),
+        raise DataError(f"malformed YAML: {getattr(exc, 'problem', None) or exc}", out.path,
                         mark.line + 1 if mark else None) from None
     nlu = _mapping_get(root, "nlu")
     if not isinstance(nlu, yaml.SequenceNode):
-        raise DataError("not Rasa NLU data: expected a top-level 'nlu:' list", str(path))
-    records = []
+        raise DataError("not Rasa NLU data: expected a top-level 'nlu:' list", out.path)
     for block in nlu.value:
         intent = _mapping_get(block, "intent")
         if not isinstance(intent, yaml.ScalarNode):
             continue  # synonym / regex / lookup blocks
         examples = _mapping_get(block, "examples")
         if examples is None:
-            raise DataError(f"intent '{intent.value}' has no examples", str(path),
-                            intent.start_mark.line + 1)
+            out.problem(intent.start_mark.line + 1, f"intent '{intent.value}' has no examples")
+            continue
         label = str(intent.value).strip()
-        records += [Utterance(text, label, line, str(path)) for line, text in _examples(examples)]
-    if not records:
-        raise DataError("no intent examples found", str(path))
-    return records
+        for line, text in _examples(examples):
+            out.keep(Utterance(text, label, line, out.path))
+    if not out.utterances and not out.problems:
+        raise DataError("no intent examples found", out.path)
 
 
 def _mapping_get(node, key: str):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import DataError
+from ...errors import DataError
+from ..formats import read_dialogues
 from .chat import IGNORE, encode_dialogue, ensure_chat_template
-from .chat_readers import read_dialogues
 
 
 @dataclass

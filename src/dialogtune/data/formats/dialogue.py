@@ -1,17 +1,17 @@
-"""Dialogue readers: chat-messages JSONL, ShareGPT and Alpaca → Dialogue records.
+"""Dialogue reader: chat-messages JSONL, ShareGPT and Alpaca → Dialogue records.
 
-The format is detected from the first record unless named. Every record is validated and
-the first bad one raises a DataError with file, line and field.
+The format is detected from the first readable record unless named. Every record is
+validated; a bad one is a problem with file, line and field (see ``base``).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
-from .files import strict_json_records
-from .records import Dialogue, Message
+from ...errors import DataError
+from ..files import json_records
+from ..records import Dialogue, Message
+from .base import Items, Loaded, ReadOptions
 
 FORMATS = ("chat", "sharegpt", "alpaca")
 ROLES = ("system", "user", "assistant")
@@ -19,13 +19,8 @@ SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "a
                   "assistant": "assistant", "model": "assistant", "bot": "assistant"}
 
 
-def iter_json_records(path: str | Path) -> list[tuple[int, Any]]:
-    """(line, object) pairs from JSONL (streamed) or a ``.json`` array (line = the file line
-    where the item starts); the first unreadable record raises. See ``files.json_records``."""
-    return strict_json_records(path)
-
-
 def detect_format(obj: Any) -> str | None:
+    """The dialogue format of one record by its keys; None when it is none of them."""
     if isinstance(obj, dict):
         if "messages" in obj:
             return "chat"
@@ -36,21 +31,33 @@ def detect_format(obj: Any) -> str | None:
     return None
 
 
-def read_dialogues(path: str | Path, fmt: str = "auto") -> list[Dialogue]:
-    """Read every dialogue in ``path``; ``fmt`` is auto, chat, sharegpt or alpaca."""
-    path = Path(path)
-    records = iter_json_records(path)
-    if not records:
-        raise DataError("no dialogues found", str(path))
-    if fmt in (None, "auto"):
-        fmt = detect_format(records[0][1])
+def read_dialogue_records(out: Loaded, options: ReadOptions, items: Items | None = None
+                          ) -> None:
+    """Every record of a JSONL file or ``.json`` array in ``out.format`` (detected from
+    the first readable record when None or "auto")."""
+    fmt = None if out.format in (None, "auto") else out.format
+    if fmt is not None and fmt not in FORMATS:
+        raise DataError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}", out.path)
+    for line, obj in items if items is not None else json_records(out.path):
+        if isinstance(obj, DataError):
+            out.problem_from(obj)
+            continue
         if fmt is None:
-            raise DataError("unknown dialogue format: expected 'messages' (chat), "
-                            "'conversations' (ShareGPT) or 'instruction'/'output' (Alpaca); "
-                            "name it with --format", str(path), records[0][0])
-    if fmt not in FORMATS:
-        raise DataError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}", str(path))
-    return [parse_dialogue(obj, fmt, str(path), line) for line, obj in records]
+            fmt = out.format = _known_format(obj, out.path, line)
+        try:
+            out.keep(parse_dialogue(obj, fmt, out.path, line), obj)
+        except DataError as exc:
+            out.problem_from(exc)
+
+
+def _known_format(obj: Any, path: str, line: int) -> str:
+    """The format of the first readable record; none known stops reading (no guessing)."""
+    fmt = detect_format(obj)
+    if fmt is None:
+        raise DataError("unknown dialogue format: expected 'messages' (chat), "
+                        "'conversations' (ShareGPT) or 'instruction'/'output' (Alpaca); "
+                        "name it with --format", path, line)
+    return fmt
 
 
 def parse_dialogue(obj: Any, fmt: str, path: str, line: int) -> Dialogue:

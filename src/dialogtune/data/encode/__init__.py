@@ -1,0 +1,1 @@
+"""Records → model inputs: intent and chat token encoding, batches and ``data inspect``."""
