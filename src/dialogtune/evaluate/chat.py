@@ -1,7 +1,7 @@
 """Run a chat model over held-out dialogues → perplexity, BLEU, ROUGE-L, slot recall.
 
 - ``nll`` / ``perplexity``: teacher forcing through the chat template with exactly the
-  training mask (``data.chat.encode_dialogues``): mean NLL per held-out assistant token.
+  training mask (``data.encode.chat.encode_dialogues``): mean NLL per held-out assistant token.
 - Generation metrics: greedy replies to the first ``generate_turns`` trained assistant
   turns (in file order), each given the dialogue up to that turn; BLEU (sacrebleu corpus),
   mean ROUGE-L F1 and slot-value recall (``metrics.slot_value_recall``) against the
