@@ -102,7 +102,8 @@ def test_http_errors_are_json_without_internals_and_the_next_request_works(chat_
     chat.model.register_forward_pre_hook(explode)  # raises inside the generation thread
     with TestClient(create_app(ServeSettings(), chat_predictor=chat)) as client:
         url = "/v1/chat/completions"
-        seed = client.post(url, json={"messages": HI, "seed": TOO_BIG_SEED})
+        body = {"messages": HI, "seed": TOO_BIG_SEED}
+        seed = within(20, lambda: client.post(url, json=body))  # the old code hung here
         assert seed.status_code == 400 and seed.json()["error"]["param"] == "seed"
         fail.set()
         plain = client.post(url, json={"messages": HI, "max_tokens": 4})

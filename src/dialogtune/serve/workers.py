@@ -2,7 +2,10 @@
 
 * ``GenerationWorker``: one thread generates replies one request at a time, in arrival
   order (on CPU, parallel generations only slow each other down); a bounded queue turns
-  overload into a 429 instead of unbounded memory.
+  overload into a 429 instead of unbounded memory. Each job has a cancel flag (set when
+  its client disconnects) and a deadline, both checked by the model after every token, so
+  an abandoned or runaway generation frees the worker; a failure reaches its request as
+  an exception and the next job runs.
 * ``MicroBatcher``: one thread classifies utterances; whatever requests arrived while the
   previous forward pass ran are classified together in the next one, so a lone request
   never waits and a crowd shares forward passes.
