@@ -90,6 +90,52 @@ class SlowChat:
             yield piece
 
 
+def slow_chat_predictor(chat_model: Path, delay: float = 0.02):
+    """(a fresh ChatPredictor whose every forward pass takes ``delay`` s, list of passes).
+
+    Slowing the model itself (not the consumer, as ``SlowChat`` does) lets a test see
+    whether the generating thread really stops: the list stops growing.
+    """
+    from dialogtune.chat_predictor import ChatPredictor
+
+    chat, calls = ChatPredictor.load(chat_model), []
+
+    def slow(*_):
+        calls.append(time.monotonic())
+        time.sleep(delay)
+
+    chat.model.register_forward_hook(slow)
+    return chat, calls
+
+
+def generation_threads() -> list:
+    """The live threads generating for a ChatPredictor."""
+    import threading
+
+    from dialogtune import chat_predictor
+
+    name = getattr(chat_predictor, "GENERATION_THREAD", "dialogtune-generation")
+    return [t for t in threading.enumerate() if t.name == name]
+
+
+def wait_until(predicate, timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())
+
+
+def assert_generation_stopped(calls: list, within: float = 3.0) -> None:
+    """No generating thread is left and the model is no longer being run."""
+    assert wait_until(lambda: not generation_threads(), within), "generation thread alive"
+    count = len(calls)
+    time.sleep(0.3)
+    assert len(calls) == count, "the model is still generating"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -187,6 +187,7 @@ def test_prompt_learning_decoding_matches_the_training_forward(strategy, folder)
         expected.append(token)
         current = torch.cat([current, torch.tensor([[token]])], dim=1)
     assert decode(model, ids, 6, stop_ids=[]) == expected
+    assert decode(model, ids, 6, stop_ids=[], halt=lambda: True) == expected[:1]  # cancelled
     predictor = ChatPredictor(model, tokenizer, strategy)
     predictor.stop_ids = []  # a random model: let both run to the token limit
     assert "".join(predictor.stream(PROBE, max_new_tokens=5)).strip() == predictor.chat(

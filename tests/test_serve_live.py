@@ -15,8 +15,8 @@ import pytest
 
 from dialogtune.serve import ServeSettings, create_app
 from dialogtune.serve.runtime import BackgroundServer
-from serve_fixtures import (SlowChat, chat_model, db_rows, free_port,  # noqa: F401
-                            intent_run, predictors)
+from serve_fixtures import (assert_generation_stopped, chat_model, db_rows,  # noqa: F401
+                            free_port, intent_run, predictors, slow_chat_predictor)
 
 openai = pytest.importorskip("openai")
 KEY = "live-secret"
@@ -79,18 +79,22 @@ def test_concurrent_clients_are_all_served_and_logged(live):
     assert len(db_rows(live.db)) - before == 48
 
 
-def test_client_disconnect_frees_the_generation_worker(predictors, tmp_path):
-    intent, chat = predictors
+def test_client_disconnect_stops_the_generation_thread(predictors, chat_model, tmp_path):
+    intent, _ = predictors
+    chat, calls = slow_chat_predictor(chat_model, delay=0.02)
     db = tmp_path / "log.db"
-    app = create_app(ServeSettings(log_db=str(db)), intent, SlowChat(chat, delay=0.05))
+    app = create_app(ServeSettings(log_db=str(db)), intent, chat)
     with BackgroundServer(app) as server:
         url = server.url + "/v1/chat/completions"
-        long = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 400,
-                "stream": True}  # 400 pieces x 50 ms = 20 s unless abandoned
-        with httpx.stream("POST", url, json=long, timeout=30) as response:
-            for line in response.iter_lines():
-                if '"content": "' in line and '"content": ""' not in line:
-                    break  # one piece arrived: hang up
+        long = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1000,
+                "stream": True}  # 1000 tokens x 20 ms = 20 s unless stopped
+        for _ in range(2):  # twice: each dropped stream must end its own thread
+            with httpx.stream("POST", url, json=long, timeout=30) as response:
+                for line in response.iter_lines():
+                    if '"content": "' in line and '"content": ""' not in line:
+                        break  # one piece arrived: hang up
+            assert_generation_stopped(calls)
+            assert len(calls) < 500
         started = time.perf_counter()
         short = httpx.post(url, json={"messages": long["messages"], "max_tokens": 3},
                            timeout=30)

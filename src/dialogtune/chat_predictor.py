@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from .models import LoadPolicy
 from .runs.layout import RunDir
 from .strategies import apply_strategy
 
+GENERATION_THREAD = "dialogtune-generation"  # the name of each generating thread
 MERGEABLE = ("lora", "dora", "ia3")  # adapters that fold into the base weights exactly
 NO_LIMIT = 1_000_000  # tokenizers without a known limit report model_max_length ~1e30
 __all__ = ["ChatPredictor", "PromptError", "load_chat_run"]
@@ -132,33 +134,87 @@ class ChatPredictor:
         return "".join(_cut_at_stop(iter([text]), stop or [])).strip()
 
     def stream(self, messages: list[dict], max_new_tokens: int = 128, temperature: float = 0.0,
-               top_p: float = 1.0, stop: list[str] | None = None,
-               seed: int | None = None) -> Iterator[str]:
-        """Yield reply text pieces as they are generated; stops at any ``stop`` string."""
+               top_p: float = 1.0, stop: list[str] | None = None, seed: int | None = None,
+               cancel: threading.Event | None = None,
+               deadline: float | None = None) -> Iterator[str]:
+        """Yield reply text pieces as they are generated; stops at any ``stop`` string.
+
+        Generation runs in a thread feeding a streamer. It stops early when ``cancel`` is set
+        or ``time.monotonic()`` passes ``deadline`` (checked after every token), and whenever
+        this iterator is closed or abandoned; the thread is always joined before the lock is
+        released, so there is never more than one generation per model. An exception in the
+        thread ends the stream and is re-raised here, in the consumer.
+        """
         from transformers import TextIteratorStreamer
 
         ids = self.prompt_ids(messages, max_new_tokens)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True,
                                         skip_special_tokens=True)
+        halt = StopSignal(threading.Event(), cancel, deadline)
+        errors: list[BaseException] = []
+
+        def generate() -> None:
+            try:
+                self._generate_ids(ids, max_new_tokens, temperature, top_p, seed, streamer, halt)
+            except BaseException as exc:  # handed to the consumer, never lost in the thread
+                errors.append(exc)
+            finally:
+                streamer.end()  # the consumer always wakes up, whatever happened
+
         with self._lock:
-            worker = threading.Thread(target=self._generate_ids, daemon=True, args=(
-                ids, max_new_tokens, temperature, top_p, seed, streamer))
+            worker = threading.Thread(target=generate, name=GENERATION_THREAD, daemon=True)
             worker.start()
-            yield from _cut_at_stop(streamer, stop or [])
-            worker.join()
+            try:
+                yield from _cut_at_stop(streamer, stop or [])
+            finally:  # stop string, close() or an error downstream: stop generating now
+                halt.local.set()
+                worker.join()
+        if errors:
+            raise errors[0]
 
     @torch.no_grad()
     def _generate_ids(self, ids: torch.Tensor, max_new_tokens: int, temperature: float,
-                      top_p: float, seed: int | None, streamer=None) -> list[int]:
+                      top_p: float, seed: int | None, streamer=None,
+                      halt: "StopSignal | None" = None) -> list[int]:
         """New token ids; prompt-learning models use their own exact decoding loop."""
         if is_prompt_learning(self.model):
             return decode(self.model, ids, max_new_tokens, self.stop_ids, temperature, top_p,
-                          streamer, seed)
+                          streamer, seed, halt)
         kwargs = self._generate_kwargs(max_new_tokens, temperature, top_p, seed)
+        if halt is not None:
+            from transformers import StoppingCriteriaList
+
+            kwargs["stopping_criteria"] = StoppingCriteriaList([halt.criterion()])
         out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                   streamer=streamer, **kwargs)
         new = out[0, ids.shape[1]:].tolist()
         return new[:-1] if new and new[-1] in self.stop_ids else new
+
+
+class StopSignal:
+    """Why a generation should stop early: the consumer left (``local``), the caller
+    cancelled (``cancel``, e.g. the HTTP client disconnected) or the ``deadline`` passed."""
+
+    def __init__(self, local: threading.Event, cancel: threading.Event | None = None,
+                 deadline: float | None = None):
+        self.local, self.cancel, self.deadline = local, cancel, deadline
+
+    def __call__(self) -> bool:
+        return (self.local.is_set() or (self.cancel is not None and self.cancel.is_set())
+                or (self.deadline is not None and time.monotonic() >= self.deadline))
+
+    def criterion(self):
+        """This signal as a ``transformers`` stopping criterion, checked after every token."""
+        from transformers import StoppingCriteria
+
+        signal = self
+
+        class _Halt(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
+                return torch.full((input_ids.shape[0],), signal(), dtype=torch.bool,
+                                  device=input_ids.device)
+
+        return _Halt()
 
 
 def _cut_at_stop(pieces: Iterator[str], stops: list[str]) -> Iterator[str]:
@@ -172,9 +228,7 @@ def _cut_at_stop(pieces: Iterator[str], stops: list[str]) -> Iterator[str]:
         hits = [buffer.find(s) for s in stops if s in buffer]
         if hits:
             yield buffer[:min(hits)]
-            for _ in pieces:  # drain so the generating thread can finish
-                pass
-            return
+            return  # the caller stops the generating thread
         if len(buffer) > hold:
             yield buffer[:len(buffer) - hold]
             buffer = buffer[len(buffer) - hold:]

@@ -11,6 +11,8 @@ argmax decoding of the training forward.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -37,8 +39,13 @@ def _next_token(logits: torch.Tensor, temperature: float, top_p: float,
 @torch.no_grad()
 def decode(model: nn.Module, input_ids: torch.Tensor, max_new_tokens: int,
            stop_ids: list[int], temperature: float = 0.0, top_p: float = 1.0,
-           streamer=None, seed: int | None = None) -> list[int]:
-    """Generated token ids (stop token excluded) for a batch of one prompt."""
+           streamer=None, seed: int | None = None,
+           halt: Callable[[], bool] | None = None) -> list[int]:
+    """Generated token ids (stop token excluded) for a batch of one prompt.
+
+    ``halt`` is asked after every token, like a ``transformers`` stopping criterion: when it
+    answers True (client gone, deadline passed) decoding ends with what it has.
+    """
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     if streamer is not None:
         streamer.put(input_ids)  # as generate() does: a skip_prompt streamer drops it
@@ -53,6 +60,8 @@ def decode(model: nn.Module, input_ids: torch.Tensor, max_new_tokens: int,
         generated.append(token)
         if streamer is not None:
             streamer.put(torch.tensor([token]))
+        if halt is not None and halt():
+            break
         out = base(input_ids=torch.tensor([[token]]), cache=cache, use_cache=True)
         cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
     if streamer is not None:

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
@@ -80,9 +80,9 @@ def _v1_routes(service: DialogueService, settings: ServeSettings) -> APIRouter:
 
     @router.post("/chat/completions", response_model=ChatCompletion,
                  responses={200: {"content": {"text/event-stream": {}}}})
-    async def chat_completions(request: ChatCompletionRequest):
-        if not request.stream:
-            return await service.complete(request)
+    async def chat_completions(request: ChatCompletionRequest, http: Request):
+        if not request.stream:  # a disconnect cancels the generation (StreamingResponse's
+            return await service.complete(request, http.receive)  # own watch does it there)
         pending = await service.prepare(request)
         usage = bool(request.stream_options and request.stream_options.include_usage)
         return StreamingResponse(service.stream(pending, usage), headers=SSE_HEADERS,
@@ -103,7 +103,8 @@ def _v1_routes(service: DialogueService, settings: ServeSettings) -> APIRouter:
 def _page_routes(app: FastAPI, service: DialogueService) -> None:
     @app.get("/health")
     async def health():
-        return service.health()
+        state = service.health()  # 503 when a generation is stuck or its worker died
+        return JSONResponse(state, status_code=200 if state["status"] == "ok" else 503)
 
     @app.get("/", include_in_schema=False)
     async def index():

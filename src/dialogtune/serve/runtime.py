@@ -2,7 +2,8 @@
 
 uvicorn handles SIGTERM/SIGINT itself: it stops accepting connections, lets in-flight
 requests finish (their exchanges are committed to the log as they complete), then runs the
-app's shutdown, which drains the workers and checkpoints the SQLite WAL.
+app's shutdown, which drains the workers and checkpoints the SQLite WAL. Both waits are
+bounded by ``drain_seconds``: a stuck generation is cancelled, then abandoned.
 """
 
 from __future__ import annotations
@@ -73,8 +74,11 @@ def run_server(settings, intent_predictor=None, chat_predictor=None) -> None:
         log.warning("listening on %s without --api-key: anyone who can reach this machine "
                     "can use the models", settings.host)
     app = create_app(settings, intent_predictor, chat_predictor)
+    # in-flight requests get drain_seconds; then uvicorn cancels them, which cancels their
+    # generations, and the app's shutdown gives the workers drain_seconds more at most
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
-                            timeout_graceful_shutdown=120, server_header=False)
+                            timeout_graceful_shutdown=settings.drain_seconds,
+                            server_header=False)
     uvicorn.Server(config).run()
 
 
@@ -87,7 +91,10 @@ class BackgroundServer:
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
         import uvicorn
 
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+        service = getattr(app.state, "service", None)  # shut down as run_server does
+        drain = service.settings.drain_seconds if service is not None else None
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                timeout_graceful_shutdown=drain)
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, daemon=True,
                                         name="dialogtune-uvicorn")

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from ..errors import PromptError
@@ -22,7 +22,7 @@ from .nlu import IntentEngine, torch_threads
 from .schemas import ChatCompletionRequest, FeedbackRequest, IntentRequest
 from .settings import ServeSettings
 from .store import ConversationStore, Exchange, Provenance
-from .workers import GenerationJob, GenerationWorker, QueueFull
+from .workers import GenerationJob, GenerationWorker, QueueFull, ShuttingDown
 
 log = logging.getLogger("dialogtune.serve")
 
@@ -60,8 +60,10 @@ class DialogueService:
                                      settings.fallback_intent, settings.intent_batch_size,
                                      settings.intent_threads, settings.max_intent_queue)
                         if intent_predictor is not None else None)
+        timeout = settings.generation_timeout
         self.worker = (GenerationWorker(chat_predictor, settings.max_queue,
-                                        torch_threads(settings.generation_threads))
+                                        torch_threads(settings.generation_threads), timeout,
+                                        grace=min(10.0, timeout or 10.0))
                        if chat_predictor is not None else None)
         self.store: ConversationStore | None = None
         self.created = int(time.time())
@@ -74,15 +76,20 @@ class DialogueService:
                 part.start()
 
     def stop(self) -> None:
-        """Finish queued work, then flush and close the log."""
-        for part in (self.worker, self.intents):
-            if part is not None:
-                part.stop()
+        """Finish queued work (generation: within ``drain_seconds``, then cancelled), then
+        flush and close the log."""
+        if self.worker is not None:
+            self.worker.stop(self.settings.drain_seconds)
+        if self.intents is not None:
+            self.intents.stop()
         if self.store is not None:
             self.store.close()
 
     def health(self) -> dict:
-        return {"status": "ok", "chat": self.chat.name if self.chat else None,
+        """Status "ok", or "degraded" with the ``problem`` (the route then answers 503)."""
+        problem = self.worker.problem() if self.worker else None
+        return {"status": "degraded" if problem else "ok", "problem": problem,
+                "chat": self.chat.name if self.chat else None,
                 "intent": self.intents.name if self.intents else None,
                 "log": self.store is not None,
                 "queued": self.worker.pending if self.worker else 0}
@@ -178,14 +185,25 @@ class DialogueService:
         return {"intent": result["intent"], "confidence": result["confidence"],
                 "out_of_scope": result["out_of_scope"], "fallback": False}
 
-    async def complete(self, request: ChatCompletionRequest) -> dict:
-        """A whole ``chat.completion``, logged before it is returned."""
+    async def complete(self, request: ChatCompletionRequest,
+                       receive: Callable[[], Awaitable[dict]] | None = None) -> dict:
+        """A whole ``chat.completion``, logged before it is returned.
+
+        ``receive`` (the ASGI one) is watched while generating: when the client disconnects
+        the generation is cancelled, and nothing is logged.
+        """
         pending = await self.prepare(request)
+        watch = (asyncio.create_task(_cancel_on_disconnect(receive, pending.job))
+                 if receive is not None and pending.job is not None else None)
         try:
-            reply = pending.fallback or "".join([p async for p in pending.job.stream()])
+            reply = pending.fallback or "".join([p async for p in _generated(pending.job)])
         finally:
             if pending.job is not None:
                 pending.job.cancelled.set()
+            if watch is not None:
+                watch.cancel()
+        if watch is not None and watch.done() and not watch.cancelled():
+            raise APIError(499, "the client closed the request", "client_closed")
         usage = self.usage(pending, reply)
         await self._log_chat(pending, reply)
         return {"id": pending.id, "object": "chat.completion", "created": pending.created,
@@ -200,7 +218,7 @@ class DialogueService:
         pieces: list[str] = []
         try:
             yield sse(self._chunk(pending, {"role": "assistant", "content": ""}, None, True))
-            source = [pending.fallback] if pending.fallback else pending.job.stream()
+            source = [pending.fallback] if pending.fallback else _generated(pending.job)
             async for piece in _aiter(source):
                 pieces.append(piece)
                 yield sse(self._chunk(pending, {"content": piece}))
@@ -236,8 +254,9 @@ class DialogueService:
 
     @staticmethod
     def _finish(pending: PendingReply, usage: dict) -> str:
-        if pending.fallback is None and usage["completion_tokens"] >= \
-                pending.options["max_new_tokens"]:
+        """"length" when max_tokens ran out or the generation was cut at its deadline."""
+        if pending.fallback is None and (pending.job.truncated or usage["completion_tokens"]
+                                         >= pending.options["max_new_tokens"]):
             return "length"
         return "stop"
 
@@ -281,6 +300,27 @@ class DialogueService:
         key = self.settings.api_key
         return Provenance("web" if origin else "api", client, origin[:200] if origin else None,
                           hashlib.sha256(key.encode()).hexdigest()[:16] if key else None)
+
+
+async def _generated(job: GenerationJob) -> AsyncIterator[str]:
+    """The job's pieces; a failed generation becomes a generic 500 (details in the log)."""
+    try:
+        async for piece in job.stream():
+            yield piece
+    except ShuttingDown:
+        raise APIError(503, "the server is shutting down; retry", "shutting_down") from None
+    except Exception:
+        log.exception("generation failed")
+        raise APIError(500, "generation failed (see the server log)",
+                       "generation_error") from None
+
+
+async def _cancel_on_disconnect(receive: Callable[[], Awaitable[dict]],
+                                job: GenerationJob) -> None:
+    """Cancel ``job`` when the client disconnects (the ASGI ``http.disconnect`` message)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    job.cancelled.set()
 
 
 async def _aiter(source) -> AsyncIterator[str]:

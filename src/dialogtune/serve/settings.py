@@ -36,3 +36,5 @@ class ServeSettings:
     intent_batch_size: int = 64      # largest micro-batch of utterances per forward pass
     intent_threads: int | None = 1   # torch threads classifying (1: best on shared cores)
     generation_threads: int | None = None  # torch threads generating (None: all cores)
+    generation_timeout: float | None = 300.0  # seconds one generation may run; then cut short
+    drain_seconds: float = 30.0      # on shutdown: wait this long for queued work, then cancel

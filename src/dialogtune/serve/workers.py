@@ -2,7 +2,10 @@
 
 * ``GenerationWorker``: one thread generates replies one request at a time, in arrival
   order (on CPU, parallel generations only slow each other down); a bounded queue turns
-  overload into a 429 instead of unbounded memory.
+  overload into a 429 instead of unbounded memory. Each job has a cancel flag (set when
+  its client disconnects) and a deadline, both checked by the model after every token, so
+  an abandoned or runaway generation frees the worker; a failure reaches its request as
+  an exception and the next job runs.
 * ``MicroBatcher``: one thread classifies utterances; whatever requests arrived while the
   previous forward pass ran are classified together in the next one, so a lone request
   never waits and a crowd shares forward passes.
@@ -11,30 +14,47 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 _DONE = object()
+log = logging.getLogger("dialogtune.serve")
+
+
+class ShuttingDown(Exception):
+    """The server stopped before this job could run."""
 
 
 @dataclass
 class GenerationJob:
-    """One queued generation; pieces travel back to the request's event loop."""
+    """One queued generation; pieces travel back to the request's event loop.
+
+    ``cancelled`` stops the generation at its next token (client gone, server stopping);
+    ``deadline`` (``time.monotonic()``) is set when generation starts; ``truncated`` tells
+    whether it was cut short by either, so the reply's finish_reason is "length".
+    """
 
     messages: list[dict]
     options: dict
     loop: asyncio.AbstractEventLoop
     pieces: asyncio.Queue = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    deadline: float | None = None
+    truncated: bool = False
 
     def send(self, item: Any) -> None:
         try:
             self.loop.call_soon_threadsafe(self.pieces.put_nowait, item)
         except RuntimeError:  # the loop is gone: nobody is listening any more
             self.cancelled.set()
+
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
     async def stream(self) -> AsyncIterator[str]:
         """Reply pieces as they are generated; re-raises a generation error."""
@@ -52,11 +72,21 @@ class QueueFull(Exception):
 
 
 class GenerationWorker:
-    """A single thread running ``chat.stream`` for queued jobs, first come first served."""
+    """A single thread running ``chat.stream`` for queued jobs, first come first served.
 
-    def __init__(self, chat, max_queue: int = 256, prepare: Callable[[], None] | None = None):
+    Each job may generate for ``timeout`` seconds (None: no limit); the chat model gets the
+    job's cancel flag and deadline and checks both after every token. A job still running
+    ``grace`` seconds past its deadline (a forward pass that never returns) makes the
+    worker unhealthy, as does a dead thread: see ``problem``.
+    """
+
+    def __init__(self, chat, max_queue: int = 256, prepare: Callable[[], None] | None = None,
+                 timeout: float | None = 300.0, grace: float = 10.0):
         self.chat, self.prepare = chat, prepare  # prepare: run before each job (thread setup)
-        self._jobs: queue.Queue = queue.Queue(maxsize=max_queue)
+        self.max_queue, self.timeout, self.grace = max_queue, timeout, grace
+        self._jobs: queue.Queue = queue.Queue()  # bounded in submit; the stop marker always fits
+        self._current: GenerationJob | None = None
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="dialogtune-generate",
                                         daemon=True)
 
@@ -69,40 +99,81 @@ class GenerationWorker:
 
     def submit(self, messages: list[dict], **options) -> GenerationJob:
         """Queue a generation; QueueFull when ``max_queue`` jobs are already waiting."""
+        if self._stopping or self._jobs.qsize() >= self.max_queue:
+            raise QueueFull
         job = GenerationJob(messages, options, asyncio.get_running_loop())
-        try:
-            self._jobs.put_nowait(job)
-        except queue.Full:
-            raise QueueFull from None
+        self._jobs.put(job)
         return job
+
+    def problem(self) -> str | None:
+        """Why this worker cannot serve now (None when it can): dead thread or stuck job."""
+        if self._thread.ident is not None and not self._thread.is_alive() \
+                and not self._stopping:
+            return "the generation worker has stopped"
+        job = self._current
+        if job is not None and job.deadline is not None and \
+                time.monotonic() > job.deadline + self.grace:
+            return "a generation is stuck past its deadline"
+        return None
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
             self._generate(job)
 
     def _generate(self, job: GenerationJob) -> None:
+        if job.cancelled.is_set():  # client gone or server stopping while it waited
+            job.send(_DONE)
+            return
+        job.deadline = time.monotonic() + self.timeout if self.timeout else None
+        self._current = job
         try:
-            if job.cancelled.is_set():
-                return
             if self.prepare is not None:
                 self.prepare()
-            pieces = self.chat.stream(job.messages, **job.options)
-            for piece in pieces:
-                if job.cancelled.is_set():  # client went away: free the worker
-                    pieces.close()
-                    break
-                if piece:
-                    job.send(piece)
+            pieces = self.chat.stream(job.messages, cancel=job.cancelled,
+                                      deadline=job.deadline, **job.options)
+            try:
+                for piece in pieces:
+                    if piece:
+                        job.send(piece)
+                    if job.cancelled.is_set() or job.expired():  # in case chat ignores them
+                        break
+            finally:
+                getattr(pieces, "close", lambda: None)()  # ends (and joins) the generation
+            job.truncated = job.cancelled.is_set() or job.expired()
         except Exception as exc:  # reported to the waiting request, worker keeps going
             job.send(exc)
         finally:
+            self._current = None
             job.send(_DONE)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Finish the queued jobs, then end the thread."""
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Finish the queued jobs within ``timeout`` seconds, then end the thread.
+
+        Past ``timeout``, every job left is cancelled (a running generation stops at its
+        next token) and stop waits at most ``min(timeout, 5)`` seconds more before giving
+        up on a thread that does not end (it is a daemon). True when the thread ended.
+        """
+        if not self._thread.is_alive():
+            return True
+        self._stopping = True
+        self._jobs.put(None)
+        self._thread.join(timeout)
         if self._thread.is_alive():
-            self._jobs.put(None, timeout=timeout)
-            self._thread.join(timeout)
+            self._cancel_all()
+            self._thread.join(min(timeout, 5.0))
+        if self._thread.is_alive():
+            log.error("the generation worker did not stop within %.1f s; leaving it", timeout)
+            return False
+        return True
+
+    def _cancel_all(self) -> None:
+        with self._jobs.mutex:
+            waiting = [job for job in self._jobs.queue if job is not None]
+        for job in waiting:
+            job.send(ShuttingDown("the server is shutting down"))
+            job.cancelled.set()
+        if (job := self._current) is not None:
+            job.cancelled.set()
 
 
 class MicroBatcher:
