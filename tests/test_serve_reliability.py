@@ -55,6 +55,9 @@ class StuckChat:
     def __init__(self):
         self.release, self.entered = threading.Event(), threading.Event()
 
+    def check_prompt(self, messages, max_new_tokens):
+        """Every prompt fits: this fake has no context limit."""
+
     def stream(self, messages, **options):
         self.entered.set()
         self.release.wait(60)
@@ -120,10 +123,10 @@ def test_http_errors_are_json_without_internals_and_the_next_request_works(chat_
 def test_generation_past_its_deadline_is_cut_with_finish_reason_length(slow):
     chat, calls = slow
     app = create_app(ServeSettings(generation_timeout=0.5), chat_predictor=chat)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         started = time.monotonic()
         reply = client.post("/v1/chat/completions",
-                            json={"messages": HI, "max_tokens": 1000})  # 20 s untimed
+                            json={"messages": HI, "max_tokens": 450})  # 9 s untimed
         took = time.monotonic() - started
     assert reply.status_code == 200 and took < 5
     assert reply.json()["choices"][0]["finish_reason"] == "length"

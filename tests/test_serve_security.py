@@ -176,10 +176,11 @@ def test_internal_error_text_never_reaches_the_client(chat, caplog):
         streamed = client.post("/v1/chat/completions",
                                json={"messages": HELLO, "max_tokens": 2, "stream": True})
     assert plain.status_code == 500
-    assert plain.json()["error"] == {"message": "internal server error", "type": "server_error",
-                                     "param": None, "code": "internal_error"}
+    assert plain.json()["error"] == {"message": "generation failed (see the server log)",
+                                     "type": "server_error", "param": None,
+                                     "code": "generation_error"}
     errors = [e for e in sse_events(streamed.text) if isinstance(e, dict) and "error" in e]
-    assert errors and errors[-1]["error"]["code"] == "internal_error"
+    assert errors and errors[-1]["error"]["code"] == "generation_error"
     assert "secret" not in plain.text and "secret" not in streamed.text
     assert "secret detail" in caplog.text and "Traceback" in caplog.text  # the server log has it
 
@@ -228,3 +229,13 @@ def test_a_full_intent_queue_answers_429():
         service.stop()
     assert refused.status == 429 and refused.code == "queue_full"
     assert [d["data"][0]["intent"] for d in done] == ["a", "a", "a"]
+
+
+def test_serve_flags_set_the_generation_deadline_and_drain_time():
+    from dialogtune.commands.serve import build_settings
+    from dialogtune.errors import DialogtuneError
+
+    settings = build_settings(generation_timeout=12.5, drain_seconds=3)
+    assert (settings.generation_timeout, settings.drain_seconds) == (12.5, 3)
+    with pytest.raises(DialogtuneError, match="--generation-timeout"):
+        build_settings(generation_timeout=0)

@@ -41,6 +41,12 @@ def serve(
                                    help="Largest max_tokens a request may ask for."),
     allow_pickle: bool = typer.Option(
         False, "--allow-pickle", help="Load .bin/.pt (pickle) weights, which can run code."),
+    generation_timeout: float = typer.Option(
+        300.0, "--generation-timeout",
+        help="Seconds one generation may run; the reply so far is returned, cut ('length')."),
+    drain_seconds: float = typer.Option(
+        30.0, "--drain-seconds", help="On SIGTERM, seconds to finish queued work before "
+                                      "cancelling it."),
 ) -> None:
     """Serve intent and/or chat models over HTTP, with a web chat at / (Ctrl+C stops)."""
     from ..serve.runtime import load_models, run_server
@@ -50,14 +56,16 @@ def serve(
     settings = build_settings(host=host, port=port, api_key=api_key,
                               allowed_hosts=allowed_hosts, log_db=log_db,
                               oos_threshold=oos_threshold, fallback_reply=fallback_reply,
-                              max_tokens=max_tokens)
+                              max_tokens=max_tokens, generation_timeout=generation_timeout,
+                              drain_seconds=drain_seconds)
     run_server(settings, *load_models(intent, chat, allow_pickle))
 
 
 def build_settings(host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
                    allowed_hosts: str | None = None, log_db: Path | None = None,
                    oos_threshold: float | None = None, fallback_reply: str | None = None,
-                   max_tokens: int = 1024):
+                   max_tokens: int = 1024, generation_timeout: float = 300.0,
+                   drain_seconds: float = 30.0):
     """Checked ``ServeSettings`` from the command line's values (and the environment)."""
     from ..serve.settings import ServeSettings
 
@@ -65,6 +73,8 @@ def build_settings(host: str = "127.0.0.1", port: int = 8000, api_key: str | Non
         raise DialogtuneError(f"--oos-threshold {oos_threshold}: expected a probability in [0, 1]")
     if max_tokens < 1:
         raise DialogtuneError("--max-tokens-limit must be at least 1")
+    if generation_timeout <= 0 or drain_seconds <= 0:
+        raise DialogtuneError("--generation-timeout and --drain-seconds must be above 0 seconds")
     env_key = os.environ.get(API_KEY_ENV) or None
     if api_key and api_key != env_key:
         log.warning("--api-key on the command line is visible to every user of this machine "
@@ -76,7 +86,8 @@ def build_settings(host: str = "127.0.0.1", port: int = 8000, api_key: str | Non
                          allowed_hosts=hosts or None,
                          log_db=str(log_db) if log_db else None,
                          oos_threshold=oos_threshold, fallback_reply=fallback_reply,
-                         max_tokens_limit=max_tokens, default_max_tokens=min(256, max_tokens))
+                         max_tokens_limit=max_tokens, default_max_tokens=min(256, max_tokens),
+                         generation_timeout=generation_timeout, drain_seconds=drain_seconds)
 
 
 def register(app: typer.Typer) -> None:
