@@ -98,8 +98,11 @@ def test_chat_verbs_need_the_flag_for_a_trusting_chat_run(folder, data, tmp_path
     capsys.readouterr()  # training's progress
     trusting = edited_run(run, tmp_path / "trusting_chat", trust_remote_code=True)
     for argv in (["chat", str(trusting)], ["generate", str(trusting), "--data", str(data)],
-                 ["eval", str(trusting), "--data", str(data)]):
+                 ["eval", str(trusting), "--data", str(data)],
+                 ["export", str(trusting), "--merge", "--output", str(tmp_path / "out")]):
         assert main(argv) == 2, argv
         assert "needs trust_remote_code" in error_of(capsys)
     monkeypatch.setattr("builtins.input", lambda _: "/exit")
     assert main(["chat", str(trusting), "--trust-remote-code"]) == 0
+    assert main(["export", str(trusting), "--merge", "--output", str(tmp_path / "out"),
+                 "--trust-remote-code"]) == 0

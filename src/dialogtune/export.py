@@ -45,21 +45,24 @@ def save_plain_model(model, tokenizer, output: Path) -> None:
 
 
 def export_run(run: str | Path, output: str | Path, merge: bool = False,
-               gguf: bool = False) -> dict:
-    """Write ``output`` for a trained chat run; returns a description of what was written."""
+               gguf: bool = False, policy=None) -> dict:
+    """Write ``output`` for a trained chat run; returns a description of what was written.
+
+    ``policy`` (a ``models.LoadPolicy``, the command line's) may grant remote code or pickle
+    weights for the base model; by default neither is allowed."""
     from .config import read_run_config
 
     strategy = read_run_config(Path(run)).strategy.name
     if gguf:
         from .gguf_export import export_gguf
 
-        return export_gguf(run, output)
+        return export_gguf(run, output, policy)
     if merge and strategy in PROMPT_LEARNING:
         raise DialogtuneError(f"strategy '{strategy}' adds virtual tokens that cannot be folded "
                               "into the weights; export without --merge (adapter folder)")
     output = _prepare_output(Path(output))
     adapter = not merge and strategy in (*MERGEABLE, *PROMPT_LEARNING)
-    model, tokenizer, cfg, source = load_chat_run(run, merge=not adapter)
+    model, tokenizer, cfg, source = load_chat_run(run, merge=not adapter, policy=policy)
     if adapter:
         model.peft_config["default"].base_model_name_or_path = source
         model.save_pretrained(output)

@@ -95,7 +95,7 @@ def check_gguf(path: Path, model, tokenizer) -> dict:
             "max_logit_difference": float((expected - got).abs().max())}
 
 
-def export_gguf(run: str | Path, output: str | Path) -> dict:
+def export_gguf(run: str | Path, output: str | Path, policy=None) -> dict:
     """Write ``output`` (a .gguf file, or a folder that gets ``model.gguf``) and check it."""
     from .chat_predictor import load_chat_run
     from .config import read_run_config
@@ -111,7 +111,7 @@ def export_gguf(run: str | Path, output: str | Path) -> dict:
     if cfg.strategy.name in ("prompt-tuning", "prefix-tuning", "p-tuning"):
         raise DialogtuneError(f"strategy '{cfg.strategy.name}' cannot be merged into weights, "
                               "so it has no GGUF form")
-    model, tokenizer, _, _ = load_chat_run(run, merge=True)
+    model, tokenizer, _, _ = load_chat_run(run, merge=True, policy=policy)
     path = Path(output)
     if path.suffix.lower() != ".gguf":
         path = path / "model.gguf"

@@ -104,13 +104,16 @@ def export(
     output: Path = typer.Option(..., "--output", help="Folder (or .gguf file) to write."),
     merge: bool = typer.Option(False, "--merge", help="Fold adapters into a plain model."),
     gguf: bool = typer.Option(False, "--gguf", help="Write a GGUF file (llama.cpp)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
 ) -> None:
     """Export a run as a Hugging Face folder, a peft adapter folder, or GGUF."""
     from ..export import export_run
 
     if not (run / "config.yaml").exists():
         raise DialogtuneError(f"{run}: not a dialogtune run (no config.yaml)")
-    info = export_run(run, output, merge=merge, gguf=gguf)
+    info = export_run(run, output, merge=merge, gguf=gguf,
+                      policy=load_policy(trust_remote_code, allow_pickle))
     typer.echo(json.dumps(info, indent=2))
 
 
