@@ -21,6 +21,7 @@ from .schemas import (ChatCompletion, ChatCompletionRequest, FeedbackRequest,
                       FeedbackResponse, IntentRequest, IntentResponse, ModelList)
 from .service import DialogueService
 from .settings import ServeSettings
+from .store import Provenance
 
 STATIC = Path(__file__).parent / "static"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -95,7 +96,8 @@ def _v1_routes(service: DialogueService, settings: ServeSettings) -> APIRouter:
     @router.post("/feedback", response_model=FeedbackResponse)
     async def feedback(request: FeedbackRequest, http: Request):
         client = http.client.host if http.client else None
-        return await service.feedback(request, service.provenance(http.headers, client))
+        origin = Provenance.of_request(http.headers, client, settings.api_key)
+        return await service.feedback(request, origin)
 
     return router
 

@@ -8,7 +8,6 @@ exchange is committed to the log before the client sees the end of its response.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import time
@@ -22,7 +21,8 @@ from .nlu import IntentEngine, torch_threads
 from .schemas import ChatCompletionRequest, FeedbackRequest, IntentRequest
 from .settings import ServeSettings
 from .store import ConversationStore, Exchange, Provenance
-from .workers import GenerationJob, GenerationWorker, QueueFull, ShuttingDown
+from .workers import (GenerationJob, GenerationWorker, QueueFull, cancel_on_disconnect,
+                      job_pieces)
 
 log = logging.getLogger("dialogtune.serve")
 
@@ -47,6 +47,7 @@ class PendingReply:
     messages: list[dict]
     options: dict
     turn: dict
+    prompt_tokens: int = 0  # as the model sees the prompt (special tokens neutralized)
     job: GenerationJob | None = None
     fallback: str | None = None
 
@@ -144,12 +145,12 @@ class DialogueService:
         messages = [m.as_dict() for m in request.messages]
         options = self._options(request, messages)
         try:  # template refusals and over-long prompts are 400s, found before queueing
-            self.chat.check_prompt(messages, options["max_new_tokens"])
+            prompt_tokens = self.chat.check_prompt(messages, options["max_new_tokens"])
         except PromptError as exc:
             raise public_error(exc) from None
         turn = await self.read_turn(messages)
         pending = PendingReply(new_id("chatcmpl"), int(time.time()), time.perf_counter(),
-                               messages, options, turn)
+                               messages, options, turn, int(prompt_tokens or 0))
         if turn["out_of_scope"] and self.settings.fallback_reply:
             pending.fallback, turn["fallback"] = self.settings.fallback_reply, True
             return pending
@@ -193,10 +194,10 @@ class DialogueService:
         the generation is cancelled, and nothing is logged.
         """
         pending = await self.prepare(request)
-        watch = (asyncio.create_task(_cancel_on_disconnect(receive, pending.job))
+        watch = (asyncio.create_task(cancel_on_disconnect(receive, pending.job))
                  if receive is not None and pending.job is not None else None)
         try:
-            reply = pending.fallback or "".join([p async for p in _generated(pending.job)])
+            reply = pending.fallback or "".join([p async for p in job_pieces(pending.job)])
         finally:
             if pending.job is not None:
                 pending.job.cancelled.set()
@@ -218,7 +219,7 @@ class DialogueService:
         pieces: list[str] = []
         try:
             yield sse(self._chunk(pending, {"role": "assistant", "content": ""}, None, True))
-            source = [pending.fallback] if pending.fallback else _generated(pending.job)
+            source = [pending.fallback] if pending.fallback else job_pieces(pending.job)
             async for piece in _aiter(source):
                 pieces.append(piece)
                 yield sse(self._chunk(pending, {"content": piece}))
@@ -247,7 +248,7 @@ class DialogueService:
         return chunk
 
     def usage(self, pending: PendingReply, reply: str) -> dict:
-        prompt = _count_prompt(self.chat.tokenizer, pending.messages)
+        prompt = pending.prompt_tokens
         completion = len(self.chat.tokenizer(reply, add_special_tokens=False)["input_ids"])
         return {"prompt_tokens": prompt, "completion_tokens": completion,
                 "total_tokens": prompt + completion}
@@ -293,36 +294,6 @@ class DialogueService:
                            "unknown_completion_id", "completion_id") from None
         return {"object": "feedback", "id": row_id, "completion_id": request.completion_id}
 
-    def provenance(self, headers, client: str | None) -> Provenance:
-        """A browser sends ``Origin`` on every POST (the web chat, or another site's page);
-        API clients do not. The key is recorded only as a fingerprint."""
-        origin = headers.get("origin")
-        key = self.settings.api_key
-        return Provenance("web" if origin else "api", client, origin[:200] if origin else None,
-                          hashlib.sha256(key.encode()).hexdigest()[:16] if key else None)
-
-
-async def _generated(job: GenerationJob) -> AsyncIterator[str]:
-    """The job's pieces; a failed generation becomes a generic 500 (details in the log)."""
-    try:
-        async for piece in job.stream():
-            yield piece
-    except ShuttingDown:
-        raise APIError(503, "the server is shutting down; retry", "shutting_down") from None
-    except Exception:
-        log.exception("generation failed")
-        raise APIError(500, "generation failed (see the server log)",
-                       "generation_error") from None
-
-
-async def _cancel_on_disconnect(receive: Callable[[], Awaitable[dict]],
-                                job: GenerationJob) -> None:
-    """Cancel ``job`` when the client disconnects (the ASGI ``http.disconnect`` message)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    job.cancelled.set()
-
-
 async def _aiter(source) -> AsyncIterator[str]:
     """Iterate a list or an async iterator alike."""
     if hasattr(source, "__aiter__"):
@@ -332,14 +303,3 @@ async def _aiter(source) -> AsyncIterator[str]:
         for item in source:
             yield item
 
-
-def _count_prompt(tokenizer, messages: list[dict]) -> int:
-    """Prompt tokens as the chat template renders them (plain text count as a fallback)."""
-    try:
-        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        if isinstance(ids, dict) or hasattr(ids, "input_ids"):
-            ids = ids["input_ids"]
-        return len(ids)
-    except Exception:  # no template: count the contents
-        text = "\n".join(m["content"] for m in messages)
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])

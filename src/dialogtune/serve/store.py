@@ -70,6 +70,16 @@ class Provenance:
     origin: str | None = None
     key_fingerprint: str | None = None
 
+    @classmethod
+    def of_request(cls, headers, client: str | None, api_key: str | None) -> "Provenance":
+        """A browser sends ``Origin`` on every POST (the web chat, or another site's page);
+        API clients do not. The key is recorded only as a fingerprint, never itself."""
+        import hashlib
+
+        origin = headers.get("origin")
+        return cls("web" if origin else "api", client, origin[:200] if origin else None,
+                   hashlib.sha256(api_key.encode()).hexdigest()[:16] if api_key else None)
+
 
 @dataclass
 class Exchange:

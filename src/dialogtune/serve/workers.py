@@ -18,9 +18,11 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from .errors import APIError
 
 _DONE = object()
 log = logging.getLogger("dialogtune.serve")
@@ -252,3 +254,25 @@ def _settle(future: asyncio.Future, result: list, error: Exception | None) -> No
         future.set_exception(error)
     else:
         future.set_result(result)
+
+
+async def job_pieces(job: GenerationJob) -> AsyncIterator[str]:
+    """The job's pieces; a failed generation becomes a generic 500 (details in the log)."""
+    try:
+        async for piece in job.stream():
+            yield piece
+    except ShuttingDown:
+        raise APIError(503, "the server is shutting down; retry", "shutting_down") from None
+    except Exception:
+        log.exception("generation failed")
+        raise APIError(500, "generation failed (see the server log)",
+                       "generation_error") from None
+
+
+async def cancel_on_disconnect(receive: Callable[[], Awaitable[dict]],
+                                job: GenerationJob) -> None:
+    """Cancel ``job`` when the client disconnects (the ASGI ``http.disconnect`` message)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    job.cancelled.set()
+
