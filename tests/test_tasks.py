@@ -184,3 +184,22 @@ def test_intent_head_rate_reads_the_multiplier():
 
     assert head_learning_rate(TrainConfig()) == 4e-3  # the measured rate, unchanged
     assert head_learning_rate(TrainConfig(head_lr_multiplier=10)) == pytest.approx(2e-3)
+
+
+def test_each_task_reads_its_own_data_and_names_its_predictor(tmp_path):
+    from chat_fixtures import DIALOGUES, write_jsonl
+    from conftest import write_intent_csv
+
+    from dialogtune.chat_predictor import ChatPredictor
+    from dialogtune.predictor import Predictor
+
+    docs = tmp_path / "notes.txt"
+    docs.write_text("The card arrived.\n\nThe balance is fine.\n", encoding="utf-8")
+    files = {"intent": write_intent_csv(tmp_path / "intents.csv"),
+             "chat": write_jsonl(tmp_path / "dialogues.jsonl", DIALOGUES), "pretrain": docs}
+    for name, path in files.items():
+        task = get_task(name)
+        assert task.read_data(RunConfig(task=name), str(path)), name
+    assert get_task("intent").load_predictor == Predictor.from_run
+    assert get_task("chat").load_predictor == get_task("pretrain").load_predictor \
+        == ChatPredictor.from_run
