@@ -57,12 +57,12 @@ def build(dropout: float):
 
     from dialogtune.config import StrategyConfig
     from dialogtune.models import load_causal_lm
-    from dialogtune.strategies import apply_strategy
+    from dialogtune.strategies import CAUSAL_LM, apply_strategy
 
     torch.manual_seed(0)
     model, tokenizer, _ = load_causal_lm("smollm2")
     model = apply_strategy(model, StrategyConfig(name="lora", lora_r=16, lora_alpha=32,
-                                                 lora_dropout=dropout), "chat")
+                                                 lora_dropout=dropout), CAUSAL_LM)
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     return model, tokenizer, optimizer

@@ -211,9 +211,9 @@ def parse(argv):
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.lr is None:
-        from dialogtune.strategies import get_strategy
+        from dialogtune.strategies import CAUSAL_LM, get_strategy
 
-        args.lr = get_strategy("lora").learning_rate("chat")
+        args.lr = get_strategy("lora").learning_rate(CAUSAL_LM)
     return args
 
 

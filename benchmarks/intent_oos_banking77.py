@@ -46,7 +46,7 @@ def compare_rules(run: Path, test_csv: Path) -> list[dict]:
     from dialogtune.data.formats import read_intents
     from dialogtune.evaluate.intent import calibrate_oos_threshold, out_of_scope_report
     from dialogtune.predictor import Predictor
-    from dialogtune.runs.intent import load_intent_data
+    from dialogtune.tasks.intent import load_intent_data
 
     predictor = Predictor.from_run(run)
     validation = load_intent_data(read_run_config(run)).validation  # the same seeded split

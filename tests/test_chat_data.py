@@ -230,12 +230,12 @@ def test_selected_positions_follow_peft_virtual_tokens(dialogues):
 
     from dialogtune.config import StrategyConfig
     from dialogtune.models import load_causal_lm
-    from dialogtune.strategies import apply_strategy
+    from dialogtune.strategies import CAUSAL_LM, apply_strategy
 
     folder = build_model_folder(Path(tempfile.mkdtemp()))
     model, tokenizer, _ = load_causal_lm(folder)
     model = apply_strategy(model, StrategyConfig(name="prompt-tuning", num_virtual_tokens=4),
-                           "chat").eval()
+                           CAUSAL_LM).eval()
     encoded, _ = encode_dialogues(tokenizer, dialogues)
     batch = lm_batches(encoded, 2, 0, 0, pack=False).collate([0, 2])
     torch.testing.assert_close(lm_loss(model, batch), model(**batch).loss, atol=1e-5, rtol=1e-5)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import dialogtune.runs.chat as chat_run
+import dialogtune.tasks.causal_lm as lm_run
 from chat_fixtures import (data, folder,  # noqa: F401
                            write_jsonl)
 from conftest import Interrupt
@@ -22,7 +22,7 @@ from dialogtune.generation import decode
 from dialogtune.lm import lm_loss
 from dialogtune.models import load_causal_lm
 from dialogtune.pipeline import train_run
-from dialogtune.strategies import apply_strategy, names
+from dialogtune.strategies import CAUSAL_LM, apply_strategy, names
 from dialogtune.train import fit
 
 PROBE = [{"role": "user", "content": "What is my balance?"}]
@@ -61,7 +61,7 @@ def test_strategy_trains_exactly_its_parameters(strategy, folder, data, tmp_path
     torch.manual_seed(0)
     model, tokenizer, _ = load_causal_lm(folder)
     model = apply_strategy(model, StrategyConfig(name=strategy, freeze_top_k=1,
-                                                 num_virtual_tokens=4), "chat")
+                                                 num_virtual_tokens=4), CAUSAL_LM)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(SHOULD_TRAIN[strategy](n) for n in trainable)
@@ -78,13 +78,13 @@ def test_strategy_trains_exactly_its_parameters(strategy, folder, data, tmp_path
 def capture_model(monkeypatch) -> dict:
     """Keep the in-memory model train_chat ends with."""
     seen: dict = {}
-    original = chat_run._write_run
+    original = lm_run._write_run
 
     def spy(run, model, *args, **kwargs):
         seen["model"] = model
         return original(run, model, *args, **kwargs)
 
-    monkeypatch.setattr(chat_run, "_write_run", spy)
+    monkeypatch.setattr(lm_run, "_write_run", spy)
     return seen
 
 
@@ -101,9 +101,9 @@ def logits_of(model, tokenizer) -> torch.Tensor:
 def test_saved_run_reloads_to_identical_logits(strategy, folder, data, tmp_path, monkeypatch):
     seen = capture_model(monkeypatch)
     run = tmp_path / "run"
+    prompt = ["strategy.num_virtual_tokens=4"] if strategy == "prefix-tuning" else []
     summary = train_run(chat_config(run, data, folder, f"strategy.name={strategy}",
-                                    "train.max_steps=3", "train.lr=1e-2",
-                                    "strategy.num_virtual_tokens=4"))
+                                    "train.max_steps=3", "train.lr=1e-2", *prompt))
     assert summary["steps"] == 3 and summary["tokens_trained"] > 0
     model, tokenizer = seen["model"], load_causal_lm(folder)[1]
     expected = logits_of(model, tokenizer)
@@ -132,13 +132,13 @@ def test_interrupted_chat_run_resumes_to_identical_weights(folder, data, tmp_pat
 
 
 def test_chat_defaults_fill_only_unset_settings(folder, data, tmp_path):
-    cfg = chat_run.chat_defaults(chat_config(tmp_path / "a", data, folder))
+    cfg = chat_config(tmp_path / "a", data, folder).resolved()
     assert (cfg.strategy.name, cfg.strategy.lora_r, cfg.strategy.lora_alpha) == ("lora", 16, 32)
     assert (cfg.train.batch_size, cfg.train.epochs, cfg.data.max_length) == (1, 1, 1024)
-    cfg = chat_run.chat_defaults(chat_config(tmp_path / "b", data, folder, "strategy.lora_r=4",
-                                             "train.batch_size=3"))
+    cfg = chat_config(tmp_path / "b", data, folder, "strategy.lora_r=4",
+                      "train.batch_size=3").resolved()
     assert (cfg.strategy.lora_r, cfg.strategy.lora_alpha, cfg.train.batch_size) == (4, 32, 3)
-    intent = chat_run.chat_defaults(load_config(None, [], task="intent"))
+    intent = load_config(None, [], task="intent").resolved()
     assert (intent.strategy.lora_r, intent.train.batch_size) == (8, 32)
 
 
@@ -175,7 +175,7 @@ def test_prompt_learning_decoding_matches_the_training_forward(strategy, folder)
     model, tokenizer, _ = load_causal_lm(folder)
     for p in model.parameters():
         p.add_(torch.randn_like(p) * 0.3)  # a random model that does not repeat one token
-    model = apply_strategy(model, StrategyConfig(name=strategy, num_virtual_tokens=4), "chat")
+    model = apply_strategy(model, StrategyConfig(name=strategy, num_virtual_tokens=4), CAUSAL_LM)
     for p in model.parameters():
         if p.requires_grad:
             p.add_(torch.randn_like(p) * 3)
@@ -201,7 +201,7 @@ def test_embedded_smollm2_trains_and_evaluates(tmp_path, capsys, monkeypatch):
     chat demo's scoring and printing on that run."""
     import json as _json
 
-    from dialogtune.runs.chat import evaluate_chat
+    from dialogtune.tasks.chat import evaluate_chat
 
     examples = Path(__file__).resolve().parents[1] / "examples"
     lines = (examples / "dialogues_train.jsonl").read_text().splitlines()[:4]

@@ -11,7 +11,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-import dialogtune.runs.intent as intent_run
+import dialogtune.tasks.intent as intent_run
 from dialogtune.checkpoint import (find_checkpoint, load_checkpoint, save_checkpoint,
                                    trainable_state, write_json_atomic)
 from dialogtune.config import load_config
@@ -20,8 +20,8 @@ from dialogtune.data.encode.intent import encode_texts
 from dialogtune.models import load_intent_model
 from dialogtune.pipeline import train_run
 from dialogtune.predictor import Predictor, batched_probabilities
-from dialogtune.runs.intent import train_intent
-from dialogtune.strategies import apply_strategy
+from dialogtune.strategies import CLASSIFIER, apply_strategy
+from dialogtune.tasks.intent import train_intent
 
 from conftest import INTENT_EXAMPLES, Interrupt
 
@@ -60,8 +60,9 @@ def test_predictor_reproduces_trained_model(strategy, tiny_bert, intent_csv, tmp
                                             monkeypatch):
     seen = capture_trained(monkeypatch)
     run = tmp_path / "run"
+    prompt = ["strategy.num_virtual_tokens=4"] if strategy == "prefix-tuning" else []
     summary = train_run(run_config(run, intent_csv, tiny_bert, f"strategy.name={strategy}",
-                                   "train.num_threads=1", "strategy.num_virtual_tokens=4"))
+                                   "train.num_threads=1", *prompt))
     assert summary["strategy"] == strategy and summary["steps"] > 0
 
     model, tokenizer = seen["model"], seen["tokenizer"]
@@ -87,7 +88,7 @@ def test_predictor_reproduces_trained_model(strategy, tiny_bert, intent_csv, tmp
     # the same architecture without the saved weights answers differently
     torch.manual_seed(1234)
     fresh, _, _ = load_intent_model(tiny_bert, predictor.labels.labels)
-    fresh = apply_strategy(fresh, predictor.config.strategy, "intent").eval()
+    fresh = apply_strategy(fresh, predictor.config.strategy, CLASSIFIER).eval()
     with torch.no_grad():
         assert not torch.allclose(fresh(**batch), expected_logits)
 

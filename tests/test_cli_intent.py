@@ -12,7 +12,7 @@ import pytest
 import dialogtune
 from dialogtune.cli import main
 from dialogtune.config import load_config
-from dialogtune.runs.intent import load_intent_data
+from dialogtune.tasks.intent import load_intent_data
 
 from conftest import INTENT_EXAMPLES, write_intent_csv
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import dialogtune
-from dialogtune.runs.intent import train_intent
+from dialogtune.tasks.intent import train_intent
 
 from test_checkpoint_resume import assert_same_tensors, run_config
 

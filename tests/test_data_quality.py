@@ -345,7 +345,7 @@ def test_fix_redacts_dialogue_turns_in_place(tmp_path):
 
 def test_fast_check_warnings_name_lines_and_point_to_data_check(tmp_path, caplog):
     from dialogtune.config import load_config
-    from dialogtune.runs.intent import load_intent_data
+    from dialogtune.tasks.intent import load_intent_data
 
     rows = "".join(f"example {i},{'ab'[i % 2]}\n" for i in range(8))
     train = write(tmp_path / "t.csv", "text,label\nlost card,a\nLost card!,a\ncard,a\ncard,b\n"

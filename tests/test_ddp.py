@@ -17,7 +17,7 @@ TIMEOUT_S = 300
 SCRIPT = textwrap.dedent('''
     import hashlib, json, sys
 
-    import dialogtune.runs.intent as intent_run
+    import dialogtune.tasks.intent as intent_run
     from accelerate.state import AcceleratorState
     from dialogtune.checkpoint import trainable_state
     from dialogtune.config import load_config

@@ -8,11 +8,11 @@ import logging
 
 import pytest
 
-import dialogtune.runs.intent as intent_run
+import dialogtune.tasks.intent as intent_run
 from dialogtune.checkpoint import checkpoint_problem, find_checkpoint, save_checkpoint
 from dialogtune.errors import DialogtuneError
 from dialogtune.predictor import Predictor
-from dialogtune.runs.intent import train_intent
+from dialogtune.tasks.intent import train_intent
 
 from conftest import Interrupt, write_intent_csv, INTENT_EXAMPLES
 from test_checkpoint_resume import assert_same_tensors, run_config, small_model_and_optimizer

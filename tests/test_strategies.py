@@ -10,8 +10,9 @@ from dialogtune.data.encode.intent import LabelMap, intent_batches
 from dialogtune.data.records import Utterance
 from dialogtune.errors import ConfigError
 from dialogtune.models import load_intent_model
-from dialogtune.runs.intent import HEAD_LR, intent_loss
-from dialogtune.strategies import apply_strategy, get_strategy, names, parameter_counts
+from dialogtune.strategies import (CLASSIFIER, apply_strategy, get_strategy, names,
+                                   parameter_counts)
+from dialogtune.tasks.intent import head_learning_rate, intent_loss
 from dialogtune.train import fit
 
 from conftest import INTENT_EXAMPLES
@@ -62,7 +63,7 @@ def test_strategy_trains_exactly_its_parameters(strategy, tiny_bert, tmp_path):
     torch.manual_seed(0)
     model, tokenizer, _ = load_intent_model(tiny_bert, LABELS)
     model = apply_strategy(model, StrategyConfig(name=strategy, freeze_top_k=1,
-                                                 num_virtual_tokens=4), "intent")
+                                                 num_virtual_tokens=4), CLASSIFIER)
     should_train = SHOULD_TRAIN[strategy]
     params = dict(model.named_parameters())
     expected = {n for n in params if should_train(n)}
@@ -73,8 +74,9 @@ def test_strategy_trains_exactly_its_parameters(strategy, tiny_bert, tmp_path):
 
     cfg = TrainConfig(epochs=1, max_steps=3, batch_size=4, warmup_ratio=0.0,
                       schedule="constant", save_every_steps=0, label_smoothing=0.0)
-    lr = get_strategy(strategy).learning_rate("intent")
-    result = fit(model, _batches(tokenizer), intent_loss(0.0), None, cfg, tmp_path, lr, HEAD_LR)
+    lr = get_strategy(strategy).learning_rate(CLASSIFIER)
+    result = fit(model, _batches(tokenizer), intent_loss(0.0), None, cfg, tmp_path, lr,
+                 head_learning_rate(cfg))
     assert result.steps == 3
 
     after = dict(model.named_parameters())
@@ -96,7 +98,7 @@ def test_strategy_trains_exactly_its_parameters(strategy, tiny_bert, tmp_path):
 def test_parameter_counts(strategy, tiny_bert):
     model, _, _ = load_intent_model(tiny_bert, LABELS)
     base_total = sum(p.numel() for p in model.parameters())
-    model = apply_strategy(model, StrategyConfig(name=strategy, num_virtual_tokens=4), "intent")
+    model = apply_strategy(model, StrategyConfig(name=strategy, num_virtual_tokens=4), CLASSIFIER)
     trainable, total = parameter_counts(model)
     assert trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert total >= base_total
@@ -119,4 +121,4 @@ def test_strategy_errors(tiny_bert):
         get_strategy("adapters")
     model, _, _ = load_intent_model(tiny_bert, LABELS)
     with pytest.raises(ConfigError, match="freeze_top_k must be between 1 and 2"):
-        apply_strategy(model, StrategyConfig(name="freeze", freeze_top_k=3), "intent")
+        apply_strategy(model, StrategyConfig(name="freeze", freeze_top_k=3), CLASSIFIER)

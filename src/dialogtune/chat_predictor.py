@@ -18,10 +18,10 @@ from .generation import decode, is_prompt_learning
 from .lm import load_lm
 from .models import LoadPolicy
 from .runs.layout import RunDir
-from .strategies import apply_strategy
+from .strategies import CAUSAL_LM, apply_strategy, get_strategy
+from .tasks import get_task
 
 GENERATION_THREAD = "dialogtune-generation"  # the name of each generating thread
-MERGEABLE = ("lora", "dora", "ia3")  # adapters that fold into the base weights exactly
 NO_LIMIT = 1_000_000  # tokenizers without a known limit report model_max_length ~1e30
 __all__ = ["ChatPredictor", "PromptError", "load_chat_run"]
 
@@ -38,14 +38,15 @@ def load_chat_run(run_dir: str | Path, merge: bool = True, policy: LoadPolicy | 
     """
     run = RunDir(Path(run_dir)).require_trained()
     cfg = read_run_config(run.path)
-    if cfg.task == "intent":
-        raise DialogtuneError(f"{run.path} is an intent run; use 'dialogtune predict'")
+    if get_task(cfg.task).model_kind != CAUSAL_LM:
+        raise DialogtuneError(f"{run.path} is an {cfg.task} run, not a chat model; use "
+                              "'dialogtune predict'")
     policy = (policy or LoadPolicy()).for_run(cfg, run.path)
     model, tokenizer, source = load_lm(cfg.model.name, policy.trust_remote_code,
                                        policy.allow_pickle)
-    model = apply_strategy(model, cfg.strategy, cfg.task)
+    model = apply_strategy(model, cfg.strategy, CAUSAL_LM)
     load_trainable(model, run.weights)
-    if merge and hasattr(model, "merge_and_unload") and cfg.strategy.name in MERGEABLE:
+    if merge and hasattr(model, "merge_and_unload") and get_strategy(cfg.strategy.name).mergeable:
         model = model.merge_and_unload()
     return model, tokenizer, cfg, source
 

@@ -14,11 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .checkpoint import write_json_atomic
-from .chat_predictor import MERGEABLE, load_chat_run
+from .chat_predictor import load_chat_run
 from .data.encode.chat import end_of_turn_ids
 from .errors import DialogtuneError
-
-PROMPT_LEARNING = ("prompt-tuning", "prefix-tuning", "p-tuning")
 
 
 def _prepare_output(output: Path) -> Path:
@@ -51,17 +49,18 @@ def export_run(run: str | Path, output: str | Path, merge: bool = False,
     ``policy`` (a ``models.LoadPolicy``, the command line's) may grant remote code or pickle
     weights for the base model; by default neither is allowed."""
     from .config import read_run_config
+    from .strategies import get_strategy
 
-    strategy = read_run_config(Path(run)).strategy.name
+    strategy = get_strategy(read_run_config(Path(run)).strategy.name)
     if gguf:
         from .gguf_export import export_gguf
 
         return export_gguf(run, output, policy)
-    if merge and strategy in PROMPT_LEARNING:
-        raise DialogtuneError(f"strategy '{strategy}' adds virtual tokens that cannot be folded "
-                              "into the weights; export without --merge (adapter folder)")
+    if merge and strategy.prompt_learning:
+        raise DialogtuneError(f"strategy '{strategy.name}' adds virtual tokens that cannot be "
+                              "folded into the weights; export without --merge (adapter folder)")
     output = _prepare_output(Path(output))
-    adapter = not merge and strategy in (*MERGEABLE, *PROMPT_LEARNING)
+    adapter = not merge and strategy.peft_adapter
     model, tokenizer, cfg, source = load_chat_run(run, merge=not adapter, policy=policy)
     if adapter:
         model.peft_config["default"].base_model_name_or_path = source

@@ -99,6 +99,7 @@ def export_gguf(run: str | Path, output: str | Path, policy=None) -> dict:
     """Write ``output`` (a .gguf file, or a folder that gets ``model.gguf``) and check it."""
     from .chat_predictor import load_chat_run
     from .config import read_run_config
+    from .strategies import get_strategy
 
     cfg = read_run_config(Path(run))
     source = source_gguf(cfg.model.name)
@@ -108,7 +109,7 @@ def export_gguf(run: str | Path, output: str | Path, policy=None) -> dict:
             f"'{cfg.model.name}': the gguf package writes the format but cannot convert a "
             "transformers tokenizer and layout soundly; export with --merge and run llama.cpp's "
             "convert_hf_to_gguf.py on that folder")
-    if cfg.strategy.name in ("prompt-tuning", "prefix-tuning", "p-tuning"):
+    if get_strategy(cfg.strategy.name).prompt_learning:
         raise DialogtuneError(f"strategy '{cfg.strategy.name}' cannot be merged into weights, "
                               "so it has no GGUF form")
     model, tokenizer, _, _ = load_chat_run(run, merge=True, policy=policy)

@@ -11,6 +11,7 @@ peft prepends virtual tokens (prompt / p-tuning) the mask is shifted to match.
 from __future__ import annotations
 
 import inspect
+import math
 
 import torch
 import torch.nn.functional as F
@@ -108,3 +109,21 @@ def lm_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean NLL per trained token: the training objective of chat SFT and pretraining."""
     total, count = token_nll(model, batch)
     return total / max(1, count)
+
+
+@torch.no_grad()
+def mean_nll(model: nn.Module, items: list, pad_id: int) -> dict[str, float]:
+    """Teacher-forced NLL per trained token over encoded ``items`` (one sequence per
+    forward): validation during training and perplexity in evaluation."""
+    from .data.encode.chat_batches import lm_batches
+
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for item in items:
+        batch = lm_batches([item], 1, pad_id, 0).collate([0])
+        nll, n = token_nll(model, batch)
+        total, count = total + float(nll), count + n
+    model.train(was_training)
+    nll = total / count if count else float("nan")
+    return {"nll": nll, "perplexity": math.exp(nll) if count else float("nan"), "tokens": count}

@@ -1,21 +1,16 @@
-"""Task dispatch: one entry per verb, routing to the intent or chat implementation."""
+"""The verbs' entry points: look up the run's task and call its train or evaluate."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from .config import RunConfig, read_run_config
-from .errors import DialogtuneError
+from .tasks import get_task
 
 
 def train_run(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
-    if cfg.task == "intent":
-        from .runs.intent import train_intent
-
-        return train_intent(cfg, resume=resume, callbacks=callbacks)
-    from .runs import chat
-
-    return chat.train_chat(cfg, resume=resume, callbacks=callbacks)
+    """Train a run of ``cfg.task``; returns its summary (``run.json``)."""
+    return get_task(cfg.task).train(cfg, resume=resume, callbacks=callbacks)
 
 
 def evaluate_run(run: str | Path, data: str, output: Path | None = None,
@@ -25,23 +20,6 @@ def evaluate_run(run: str | Path, data: str, output: Path | None = None,
 
     ``policy`` (a ``models.LoadPolicy`` from the command line) may allow remote code or
     pickle weights; by default neither is, whatever the run's config says."""
-    cfg = read_run_config(Path(run))
-    if cfg.task == "intent":
-        if base:
-            raise DialogtuneError("--base applies to chat runs: an intent head starts random")
-        from .checkpoint import write_json_atomic
-        from .data.formats import read_intents
-        from .evaluate.intent import evaluate_intent
-        from .predictor import Predictor
-
-        records = read_intents(data, cfg.data.text_column, cfg.data.label_column,
-                               require_labels=1)
-        out_dir = Path(output).parent if output else Path(run) / "eval"
-        metrics = evaluate_intent(Predictor.from_run(run, policy), records, out_dir, oos_threshold)
-        write_json_atomic(metrics, Path(output) if output else out_dir / "metrics.json")
-        return metrics
-    if oos_threshold is not None:
-        raise DialogtuneError("--oos-threshold applies to intent runs")
-    from .runs import chat
-
-    return chat.evaluate_chat(Path(run), data, output, base=base, policy=policy)
+    task = get_task(read_run_config(Path(run)).task)
+    return task.evaluate(run, data, output, base=base, oos_threshold=oos_threshold,
+                         policy=policy)

@@ -15,7 +15,7 @@ from .data.encode.intent import LabelMap, encode_texts
 from .data.encode.batching import pad_batch
 from .models import LoadPolicy, load_intent_model
 from .runs.layout import RunDir
-from .strategies import apply_strategy
+from .strategies import CLASSIFIER, apply_strategy
 
 
 @torch.no_grad()
@@ -58,7 +58,7 @@ class Predictor:
         model, tokenizer, _ = load_intent_model(cfg.model.name, labels.labels, cfg.model.pooling,
                                                 cfg.model.dropout, policy.trust_remote_code,
                                                 policy.allow_pickle)
-        model = apply_strategy(model, cfg.strategy, "intent")
+        model = apply_strategy(model, cfg.strategy, CLASSIFIER)
         load_trainable(model, run.weights)
         summary = run.read_json(run.summary) if run.summary.exists() else {}
         return cls(model, tokenizer, labels, cfg, summary.get("oos_threshold"))

@@ -50,7 +50,7 @@ def generation_samples(dialogues: list[Dialogue], limit: int) -> list[TurnSample
 def perplexity_metrics(model, tokenizer, dialogues: list[Dialogue],
                        max_length: int | None) -> dict:
     """Mean NLL and perplexity over held-out assistant tokens (the training mask)."""
-    from ..runs.chat import mean_nll
+    from ..lm import mean_nll
 
     encoded, stats = encode_dialogues(tokenizer, dialogues, max_length)
     scores = mean_nll(model, encoded, tokenizer.pad_token_id or 0)
@@ -110,10 +110,13 @@ def write_side_by_side(path: Path, samples: list[TurnSample], columns: dict[str,
 
 
 def evaluate_run_on(run: Path, data: str, output: Path | None, base: bool,
-                    generate_turns: int, max_new_tokens: int, policy=None) -> dict:
-    """``dialogtune eval`` for chat/pretrain runs: metrics JSON + side-by-side markdown.
+                    generate_turns: int, max_new_tokens: int, policy=None,
+                    documents: bool = False) -> dict:
+    """``dialogtune eval`` for causal-LM runs: metrics JSON + side-by-side markdown.
 
-    ``policy``: what the command line allows (remote code, pickle); default neither."""
+    ``policy``: what the command line allows (remote code, pickle); default neither.
+    ``documents``: the run learned documents, so score perplexity over document blocks (a
+    document file, ``.txt``/``.md``, is scored that way for any run)."""
     from ..chat_predictor import ChatPredictor
     from ..checkpoint import write_json_atomic
     from ..config import read_run_config
@@ -125,7 +128,7 @@ def evaluate_run_on(run: Path, data: str, output: Path | None, base: bool,
     policy = (policy or LoadPolicy()).for_run(cfg, run)
     name = "base" if base else "tuned"
     output = Path(output) if output else run / "eval" / f"{name}_metrics.json"
-    if cfg.task == "pretrain" or is_document_path(data):
+    if documents or is_document_path(data):
         return _evaluate_documents(run, cfg, data, output, base, policy)
     dialogues = read_dialogues(data, cfg.data.format)
     model = (ChatPredictor.from_model(cfg.model.name, policy) if base
@@ -151,8 +154,7 @@ def _evaluate_documents(run: Path, cfg, data: str, output: Path, base: bool, pol
     from ..checkpoint import write_json_atomic
     from ..data.encode.documents import document_blocks
     from ..data.formats import read_documents
-    from ..lm import load_lm
-    from ..runs.chat import mean_nll
+    from ..lm import load_lm, mean_nll
 
     if base:
         model, tokenizer, _ = load_lm(cfg.model.name, policy.trust_remote_code,

@@ -1,1 +1,2 @@
-"""Task pipelines: read data, build the model, apply the strategy, train, write the run."""
+"""Run directories: their file names (``layout.RunDir``) and what a run was started with
+(``fingerprint``, to refuse resuming it with other settings or data)."""

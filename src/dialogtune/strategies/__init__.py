@@ -13,7 +13,7 @@ from torch import nn
 
 from ..config import StrategyConfig
 from ..errors import ConfigError
-from .base import Strategy
+from .base import CAUSAL_LM, CLASSIFIER, MODEL_KINDS, Strategy
 
 _MODULES = {
     "full": "full",
@@ -37,12 +37,29 @@ def names() -> list[str]:
     return list(_MODULES)
 
 
-def apply_strategy(model: nn.Module, cfg: StrategyConfig, task: str) -> nn.Module:
-    """Return the model prepared for training with ``cfg.name`` (possibly a peft wrapper)."""
+def apply_strategy(model: nn.Module, cfg: StrategyConfig, kind: str) -> nn.Module:
+    """Return the model (of model kind ``kind``) prepared for training with ``cfg.name``
+    (possibly a peft wrapper)."""
     strategy = get_strategy(cfg.name or "full")
-    if task not in strategy.tasks:
-        raise ConfigError(f"strategy '{strategy.name}' does not support task '{task}'")
-    return strategy.apply(model, cfg, task)
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {sorted(MODEL_KINDS)}")
+    if kind not in strategy.model_kinds:
+        raise ConfigError(f"strategy '{strategy.name}' does not support {kind} models")
+    return strategy.apply(model, cfg, kind)
+
+
+def check_settings(cfg: StrategyConfig) -> None:
+    """Refuse (one line) a ``strategy.*`` setting the user set that the strategy ignores.
+
+    Only values set explicitly *and* different from the default count: a saved
+    ``config.yaml`` lists every setting, so a repeated run must not trip over its defaults.
+    """
+    strategy = get_strategy(cfg.name or "full")
+    for key in sorted(cfg.model_fields_set - {"name"} - strategy.settings):
+        if getattr(cfg, key) != StrategyConfig.model_fields[key].default:
+            raise ConfigError(f"strategy.{key} does not apply to strategy '{strategy.name}'"
+                              + (f" (it reads {', '.join(sorted(strategy.settings))})"
+                                 if strategy.settings else ""))
 
 
 def parameter_counts(model: nn.Module) -> tuple[int, int]:
@@ -57,4 +74,5 @@ def parameter_counts(model: nn.Module) -> tuple[int, int]:
     return trainable, total
 
 
-__all__ = ["Strategy", "apply_strategy", "get_strategy", "names", "parameter_counts"]
+__all__ = ["CAUSAL_LM", "CLASSIFIER", "Strategy", "apply_strategy", "check_settings",
+           "get_strategy", "names", "parameter_counts"]

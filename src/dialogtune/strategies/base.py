@@ -1,4 +1,8 @@
-"""What a strategy is, and helpers several strategies share."""
+"""What a strategy is, and helpers several strategies share.
+
+Strategies adapt a *kind* of model, never a task: ``classifier`` (an encoder with an intent
+head) or ``causal_lm`` (a decoder with an LM head). Tasks say which kind they train.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +13,43 @@ from torch import nn
 
 from ..config import StrategyConfig
 
-ALL_TASKS = frozenset({"intent", "chat", "pretrain"})
+CLASSIFIER, CAUSAL_LM = "classifier", "causal_lm"
+# The kinds of model a strategy can adapt, with peft's name for each.
+PEFT_TASK_TYPES = {CLASSIFIER: "SEQ_CLS", CAUSAL_LM: "CAUSAL_LM"}
+MODEL_KINDS = frozenset(PEFT_TASK_TYPES)
 # Modules never adapted: the intent head is trained in full, pooler/lm_head are outputs.
 OUTPUT_MODULES = ("classifier", "pooler", "lm_head")
+LORA_SETTINGS = frozenset({"lora_r", "lora_alpha", "lora_dropout", "target_modules"})
 
 
 @dataclass(frozen=True)
 class Strategy:
     """A named way to choose (or add) the trainable parameters of a model.
 
-    ``lr`` holds the learning rate measured to work per task; ``train.lr`` overrides it.
+    - ``apply(model, cfg, kind)``: prepare ``model`` (of model kind ``kind``) for training.
+    - ``lr``: the learning rate measured to work, per model kind; ``train.lr`` overrides it.
+    - ``settings``: the ``strategy.*`` settings it reads (others set explicitly are refused).
+    - ``mergeable``: its trained weights fold exactly into the base weights (a plain model).
+    - ``prompt_learning``: it adds virtual tokens in front of the input, so it cannot be
+      merged and does not support packed sequences (peft drops their position ids).
     """
 
     name: str
     apply: Callable[[nn.Module, StrategyConfig, str], nn.Module]
     lr: dict[str, float]
-    tasks: frozenset[str] = field(default=ALL_TASKS)
-    uses_peft: bool = False
+    settings: frozenset[str] = frozenset()
+    mergeable: bool = False
+    prompt_learning: bool = False
+    model_kinds: frozenset[str] = field(default=MODEL_KINDS)
 
-    def learning_rate(self, task: str) -> float:
-        return self.lr.get(task, self.lr.get("chat", next(iter(self.lr.values()))))
+    def learning_rate(self, kind: str) -> float:
+        """The recommended rate for a model of ``kind`` (``classifier`` / ``causal_lm``)."""
+        return self.lr[kind]
+
+    @property
+    def peft_adapter(self) -> bool:
+        """Causal LMs trained with it carry a peft adapter (exportable as adapter files)."""
+        return self.mergeable or self.prompt_learning
 
 
 def linear_module_names(model: nn.Module) -> list[str]:
@@ -54,8 +75,9 @@ def unfreeze_head(model: nn.Module) -> None:
             param.requires_grad = True
 
 
-def peft_task_type(task: str) -> str:
-    return "SEQ_CLS" if task == "intent" else "CAUSAL_LM"
+def peft_task_type(kind: str) -> str:
+    """peft's task type for a model of ``kind``."""
+    return PEFT_TASK_TYPES[kind]
 
 
 def wrap_with_peft(model: nn.Module, peft_config) -> nn.Module:

@@ -7,7 +7,7 @@ from torch import nn
 
 from ..config import StrategyConfig
 from ..errors import ConfigError
-from .base import Strategy, freeze_all, unfreeze_head
+from .base import CAUSAL_LM, CLASSIFIER, Strategy, freeze_all, unfreeze_head
 
 
 def transformer_layers(model: nn.Module) -> nn.ModuleList:
@@ -18,7 +18,7 @@ def transformer_layers(model: nn.Module) -> nn.ModuleList:
     return max(lists, key=len)
 
 
-def apply(model: nn.Module, cfg: StrategyConfig, task: str) -> nn.Module:
+def apply(model: nn.Module, cfg: StrategyConfig, kind: str) -> nn.Module:
     layers = transformer_layers(model)
     if not 0 < cfg.freeze_top_k <= len(layers):
         raise ConfigError(f"strategy.freeze_top_k must be between 1 and {len(layers)}")
@@ -27,11 +27,12 @@ def apply(model: nn.Module, cfg: StrategyConfig, task: str) -> nn.Module:
         for param in layer.parameters():
             param.requires_grad = True
     unfreeze_head(model)
-    if task != "intent":  # a causal LM's final norm sits above the blocks
+    if kind == CAUSAL_LM:  # its final norm sits above the blocks
         for name, param in model.named_parameters():
             if name.endswith(("norm.weight", "norm.bias")) and ".layers." not in name:
                 param.requires_grad = True
     return model
 
 
-STRATEGY = Strategy("freeze", apply, lr={"intent": 5e-4, "chat": 1e-4})
+STRATEGY = Strategy("freeze", apply, lr={CLASSIFIER: 5e-4, CAUSAL_LM: 1e-4},
+                    settings=frozenset({"freeze_top_k"}))

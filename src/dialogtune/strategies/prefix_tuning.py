@@ -12,7 +12,8 @@ from torch import nn
 
 from ..config import StrategyConfig
 from ..errors import ConfigError
-from .base import Strategy, freeze_all, peft_task_type, unfreeze_head, wrap_with_peft
+from .base import (CAUSAL_LM, CLASSIFIER, Strategy, freeze_all, peft_task_type, unfreeze_head,
+                   wrap_with_peft)
 
 ATTENTION_NAME = "dialogtune_prefix"
 
@@ -70,11 +71,11 @@ def add_encoder_prefixes(model: nn.Module, tokens: int) -> int:
     return len(attentions)
 
 
-def apply(model: nn.Module, cfg: StrategyConfig, task: str) -> nn.Module:
-    if task != "intent":
+def apply(model: nn.Module, cfg: StrategyConfig, kind: str) -> nn.Module:
+    if kind == CAUSAL_LM:
         from peft import PrefixTuningConfig
 
-        return wrap_with_peft(model, PrefixTuningConfig(task_type=peft_task_type(task),
+        return wrap_with_peft(model, PrefixTuningConfig(task_type=peft_task_type(kind),
                                                         num_virtual_tokens=cfg.num_virtual_tokens))
     freeze_all(model)
     add_encoder_prefixes(model, cfg.num_virtual_tokens)
@@ -82,4 +83,5 @@ def apply(model: nn.Module, cfg: StrategyConfig, task: str) -> nn.Module:
     return model
 
 
-STRATEGY = Strategy("prefix-tuning", apply, lr={"intent": 1e-2, "chat": 1e-2})
+STRATEGY = Strategy("prefix-tuning", apply, lr={CLASSIFIER: 1e-2, CAUSAL_LM: 1e-2},
+                    settings=frozenset({"num_virtual_tokens"}), prompt_learning=True)

@@ -1,0 +1,54 @@
+"""What a task is: its model kind, its defaults and the functions that train, evaluate,
+load and read it. Each ``tasks/<name>.py`` builds one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import RunConfig
+
+
+@dataclass(frozen=True)
+class Task:
+    """One kind of run; everything else in dialogtune is shared between tasks.
+
+    - ``model_kind``: what it trains, ``classifier`` or ``causal_lm``; strategies adapt
+      models and choose their learning rate by kind, never by task name.
+    - ``defaults``: config section → setting → value, filled into the settings the user
+      left unset. ``strategy`` settings are filled only where the chosen strategy reads
+      them (a LoRA rank for lora or dora, nothing for full).
+    - ``train(cfg, resume=False, callbacks=())`` → the run summary (``run.json``).
+    - ``evaluate(run, data, output, base=, oos_threshold=, policy=)`` → the metrics.
+    - ``load_predictor(run_dir, policy)`` → a ready predictor of a trained run.
+    - ``read_data(cfg, path)`` → the records of one data file, as training reads them.
+    """
+
+    name: str
+    model_kind: str
+    defaults: Mapping[str, Mapping[str, Any]]
+    train: Callable[..., dict]
+    evaluate: Callable[..., dict]
+    load_predictor: Callable[..., Any]
+    read_data: Callable[[RunConfig, str], list]
+
+    def resolve(self, cfg: RunConfig) -> RunConfig:
+        """A copy of ``cfg`` with this task's defaults in the settings left unset (or None)."""
+        cfg = cfg.model_copy(deep=True)
+        for section, values in self.defaults.items():
+            target = getattr(cfg, section)
+            # the strategy's name first: which other strategy settings apply depends on it
+            for key, value in sorted(values.items(), key=lambda item: item[0] != "name"):
+                if section == "strategy" and key != "name" and key not in _reads(target.name):
+                    continue
+                if key not in target.model_fields_set or getattr(target, key) is None:
+                    setattr(target, key, value)
+        return cfg
+
+
+def _reads(strategy: str) -> frozenset[str]:
+    """The ``strategy.*`` settings a strategy reads (imports the strategies: torch)."""
+    from ..strategies import get_strategy
+
+    return get_strategy(strategy).settings

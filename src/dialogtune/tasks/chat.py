@@ -1,0 +1,49 @@
+"""The chat task: supervised fine-tuning of a causal LM on dialogues (assistant turns
+trained through the model's chat template); evaluated by perplexity and generated replies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..chat_predictor import ChatPredictor
+from ..config import RunConfig
+from ..data.encode.chat import EncodedDialogue, encode_dialogues
+from ..data.formats import read_dialogues
+from ..data.formats.documents import is_document_path
+from ..errors import DataError
+from ..strategies import CAUSAL_LM
+from .base import Task
+from .causal_lm import evaluate_lm, lm_defaults, train_lm
+
+
+def read_dialogue_records(cfg: RunConfig, path: str) -> list:
+    """The dialogues of one file, in the run's ``data.format``."""
+    return read_dialogues(path, cfg.data.format)
+
+
+def encode_dialogue_file(cfg: RunConfig, tokenizer, path: str
+                         ) -> tuple[list[EncodedDialogue], dict]:
+    """Dialogues through the chat template, assistant tokens labelled (train and eval alike)."""
+    if is_document_path(path):
+        raise DataError("documents are for continued pre-training: use --task pretrain", path)
+    encoded, stats = encode_dialogues(tokenizer, read_dialogue_records(cfg, path),
+                                      cfg.data.max_length)
+    return encoded, stats.as_dict()
+
+
+def train_chat(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
+    """Fine-tune a causal LM on dialogues; writes the run directory."""
+    return train_lm(TASK, encode_dialogue_file, cfg, resume, callbacks)
+
+
+def evaluate_chat(run: str | Path, data: str, output: Path | None = None, base: bool = False,
+                  generate_turns: int = 40, max_new_tokens: int = 48, policy=None,
+                  oos_threshold: float | None = None) -> dict:
+    """Score a chat run (or, with ``base``, the model it started from) on held-out data."""
+    return evaluate_lm(Path(run), data, output, base, generate_turns, max_new_tokens, policy,
+                       oos_threshold)
+
+
+TASK = Task("chat", CAUSAL_LM, defaults=lm_defaults(max_length=1024), train=train_chat,
+            evaluate=evaluate_chat, load_predictor=ChatPredictor.from_run,
+            read_data=read_dialogue_records)

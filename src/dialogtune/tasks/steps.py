@@ -1,0 +1,51 @@
+"""The steps every task's training shares: start (or resume) the run directory, adapt the
+model with the strategy, choose the learning rate."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from torch import nn
+
+from ..config import RunConfig, save_config
+from ..runs.fingerprint import check_resume, run_fingerprint
+from ..runs.layout import RunDir
+from ..strategies import apply_strategy, check_settings, get_strategy, parameter_counts
+from .base import Task
+
+log = logging.getLogger("dialogtune")
+
+
+def start_run(task: Task, cfg: RunConfig, resume: bool) -> tuple[RunConfig, RunDir, dict]:
+    """(resolved config, run directory, fingerprint), before any data or model is loaded.
+
+    Refuses strategy settings the strategy ignores, a run directory that already holds a
+    run (unless ``resume``) or a resume with other settings or data; then writes
+    ``config.yaml``, so every run can be repeated from its folder.
+    """
+    cfg = task.resolve(cfg)
+    check_settings(cfg.strategy)
+    run = RunDir(Path(cfg.output or f"runs/{cfg.task}"))
+    fingerprint = run_fingerprint(cfg)
+    if resume:
+        check_resume(run.path / "checkpoint", fingerprint)
+    else:
+        run.check_fresh()
+    run.path.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run.config)
+    return cfg, run, fingerprint
+
+
+def adapt_model(model: nn.Module, cfg: RunConfig, kind: str) -> tuple[nn.Module, int, int]:
+    """Apply the run's strategy; returns (model, trainable, total) parameter counts."""
+    model = apply_strategy(model, cfg.strategy, kind)
+    trainable, total = parameter_counts(model)
+    log.info("strategy %s: %s trainable of %s parameters (%.2f%%)", cfg.strategy.name,
+             f"{trainable:,}", f"{total:,}", 100 * trainable / total)
+    return model, trainable, total
+
+
+def learning_rate(cfg: RunConfig, kind: str) -> float:
+    """``train.lr`` when set, else the strategy's rate measured for this model kind."""
+    return cfg.train.lr or get_strategy(cfg.strategy.name).learning_rate(kind)
