@@ -153,7 +153,7 @@ def test_training_and_data_split_hold_out_the_same_records(tmp_path, fraction, s
 
 
 def test_there_is_one_stratified_splitter():
-    from dialogtune.runs import intent
+    from dialogtune.tasks import intent
 
     assert intent.stratified_split is stratified_split
     source = Path(__file__).parents[1] / "src" / "dialogtune"
