@@ -141,31 +141,44 @@ class IntentClassifier(nn.Module):
                 token_type_ids=None, **_ignored) -> torch.Tensor:
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                            inputs_embeds=inputs_embeds, token_type_ids=token_type_ids)
-        hidden = out.last_hidden_state
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            if attention_mask is None:
-                attention_mask = torch.ones(hidden.shape[:2], device=hidden.device)
-            mask = attention_mask[:, -hidden.shape[1]:].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        pooled = pool_hidden(out.last_hidden_state, attention_mask, self.pooling)
         return self.classifier(self.dropout(pooled))
+
+
+def pool_hidden(hidden: torch.Tensor, attention_mask: torch.Tensor | None,
+                pooling: str = "mean") -> torch.Tensor:
+    """One vector per sequence: the first token's (``cls``) or the mean of the real ones.
+    The mask is cut to the hidden states' length from the right, as encoder prefixes
+    lengthen the mask but not the hidden states."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    if attention_mask is None:
+        attention_mask = torch.ones(hidden.shape[:2], device=hidden.device)
+    mask = attention_mask[:, -hidden.shape[1]:].unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
 def load_intent_model(name: str, labels: list[str], pooling: str = "mean", dropout: float = 0.1,
                       trust_remote_code: bool = False, allow_pickle: bool = False
                       ) -> tuple[IntentClassifier, object, str]:
     """Build the classifier on a pretrained encoder; the label map goes into its config."""
+    encoder, source = load_encoder(name, trust_remote_code, allow_pickle)
+    encoder.config.id2label = dict(enumerate(labels))
+    encoder.config.label2id = {label: i for i, label in enumerate(labels)}
+    tokenizer = load_tokenizer(source, trust_remote_code)
+    return IntentClassifier(encoder, len(labels), pooling, dropout), tokenizer, source
+
+
+def load_encoder(name: str, trust_remote_code: bool = False, allow_pickle: bool = False
+                 ) -> tuple[nn.Module, str]:
+    """A pretrained encoder (``AutoModel``) and the folder or hub id it came from."""
     from transformers import AutoModel
 
     source = resolve_source(name)
     policy = LoadPolicy(trust_remote_code, allow_pickle)
     check_safe_weights(source, allow_pickle)
-    encoder = _friendly_load(AutoModel.from_pretrained, source, **_pretrained_kwargs(policy))
-    encoder.config.id2label = dict(enumerate(labels))
-    encoder.config.label2id = {label: i for i, label in enumerate(labels)}
-    tokenizer = load_tokenizer(source, trust_remote_code)
-    return IntentClassifier(encoder, len(labels), pooling, dropout), tokenizer, source
+    return _friendly_load(AutoModel.from_pretrained, source, **_pretrained_kwargs(policy)), \
+        source
 
 
 def load_causal_lm(name: str, trust_remote_code: bool = False, allow_pickle: bool = False):

@@ -42,3 +42,37 @@ class Document:
 
     text: str
     source: str
+
+
+@dataclass(frozen=True)
+class Span:
+    """One slot value as character offsets into its text (``end`` exclusive)."""
+
+    slot: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class NluExample:
+    """One utterance with its intent and slot spans (joint NLU data).
+
+    ``intent`` is None only where the format has none (a CoNLL sentence without an intent
+    line); ``context`` is the text the user answered (the previous assistant turn) when
+    the reader was asked to keep it. ``label`` aliases ``intent`` so intent helpers
+    (label maps, stratified splits) take these records as they take Utterances.
+    """
+
+    text: str
+    intent: str | None
+    slots: tuple[Span, ...] = ()
+    context: str | None = None
+    line: int | None = None
+    source: str | None = None
+
+    @property
+    def label(self) -> str | None:
+        return self.intent
+
+    def value(self, span: Span) -> str:
+        return self.text[span.start:span.end]

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator, Protocol
 
 from ...errors import DataError
-from ..records import Dialogue, Document, Utterance
+from ..records import Dialogue, Document, NluExample, Utterance
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,14 @@ class Loaded:
     """Everything read from one file: records, their raw forms, and what could not be read."""
 
     path: str
-    kind: str  # "intent", "dialogue" or "documents"
-    format: str | None  # csv, jsonl, hf, rasa / chat, sharegpt, alpaca / documents
+    kind: str  # "intent", "dialogue", "documents" or "nlu"
+    format: str | None  # csv, jsonl, hf, rasa / chat, sharegpt, alpaca / documents / conll
     container: str  # csv, jsonl, array (a .json list), yaml, hf or documents
     strict: bool = True
     utterances: list[Utterance] = field(default_factory=list)
     dialogues: list[Dialogue] = field(default_factory=list)
     documents: list[Document] = field(default_factory=list)
+    examples: list[NluExample] = field(default_factory=list)  # kind "nlu"
     raws: list[Any] = field(default_factory=list)  # lenient reading only
     problems: list[Problem] = field(default_factory=list)
     header: list[str] | None = None
@@ -66,7 +67,7 @@ class Loaded:
     @property
     def records(self) -> list:
         return {"intent": self.utterances, "dialogue": self.dialogues,
-                "documents": self.documents}[self.kind]
+                "documents": self.documents, "nlu": self.examples}[self.kind]
 
     @property
     def malformed(self) -> list[dict]:
