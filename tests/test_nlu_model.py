@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from dialogtune.strategies.base import CLASSIFIER
 import torch
 
 from dialogtune.config import StrategyConfig
@@ -39,7 +41,7 @@ def first_batch(tokenizer):
 def test_every_strategy_trains_both_heads(tiny_bert, one_thread, strategy):
     model, tokenizer = build(tiny_bert)
     model = apply_strategy(model, StrategyConfig(name=strategy, freeze_top_k=1,
-                                                 num_virtual_tokens=4), "intent")
+                                                 num_virtual_tokens=4), CLASSIFIER)
     batch = first_batch(tokenizer)
     loss = nlu_loss(0.1)(model, dict(batch))
     assert torch.isfinite(loss)

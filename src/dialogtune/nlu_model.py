@@ -4,7 +4,7 @@ head on every token, trained with one summed loss (JointBERT's recipe).
 Both heads live in one module named ``classifier``: every strategy already treats
 ``classifier`` as the head (trained in full, never adapted by LoRA/IA3, kept trainable
 by peft's sequence-classification wrapper), so all of them apply to this model as they
-apply to ``IntentClassifier``, with ``task="intent"`` semantics. Prompt tuning puts
+apply to ``IntentClassifier``, as a ``classifier`` model kind. Prompt tuning puts
 virtual tokens in front of the text, so slot logits are read from the right
 (``token_logits``). Built on an ``AutoModel`` encoder without ``from_pretrained`` of its
 own, so tests and strategies construct it from any encoder.
