@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from dialogtune.strategies.base import CLASSIFIER
 import torch
 
 from dialogtune.config import StrategyConfig
@@ -16,6 +14,7 @@ from dialogtune.data.encode.slots import SlotLabelMap
 from dialogtune.data.records import NluExample, Span
 from dialogtune.nlu_model import JointNluModel, load_nlu_model, nlu_loss, predict_slots
 from dialogtune.strategies import apply_strategy, names
+from dialogtune.strategies.base import CLASSIFIER
 
 EXAMPLES = [NluExample("send money to friend", "transfer", (Span("to", 14, 20),)),
             NluExample("check my balance", "balance"),
