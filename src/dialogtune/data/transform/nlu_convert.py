@@ -50,8 +50,7 @@ def read_nlu_for_conversion(path: str | Path) -> Loaded:
         loaded.kind = "nlu"
     if loaded.malformed:
         first = loaded.malformed[0]
-        raise DataError(f"{first['message']} (dialogtune data check lists every problem; "
-                        "dialogtune data fix drops unreadable rows)",
+        raise DataError(f"{first['message']} (dialogtune data check lists every problem)",
                         first["file"], first["line"], first["field"])
     empty = next((e for e in loaded.examples if not e.text.strip()), None)
     if empty is not None:
