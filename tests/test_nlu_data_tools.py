@@ -212,7 +212,8 @@ def test_cli_check_task_nlu_writes_the_slot_section(tmp_path, tiny_bert, capsys)
 ROUND_TRIP = [rec("fly to new york tomorrow", "book", ("city", "new york"), ("date", "tomorrow")),
               rec("pay $20 on LM-20458813 please", "pay_bill", ("amount", "$20"),
                   ("account_id", "LM-20458813")),
-              rec("réserve à Zürich 🙂 demain", "book", ("city", "Zürich"), ("date", "demain")),
+              rec("réserve à Zürich 🙂 demain", "book", ("city", "Zürich"),
+                  ("date", "demain")),
               rec("hello there", "greet")]
 SUFFIX = {"nlu-jsonl": ".jsonl", "rasa": ".yml", "conll": ".conll", "dialogue": ".jsonl"}
 
@@ -297,7 +298,8 @@ def test_dialogue_context_survives_dialogue_to_dialogue(tmp_path):
 
 def test_convert_stops_on_a_bad_span_naming_its_line(tmp_path):
     source = jsonl(tmp_path / "s.jsonl", BAD_JSONL[:2])
-    with pytest.raises(DataError, match=r"s.jsonl:2 \(field 'slots\[0\]'\): span 'city' 7:30 falls outside"):
+    where = r"s.jsonl:2 \(field 'slots\[0\]'\): span 'city' 7:30 falls outside"
+    with pytest.raises(DataError, match=where):
         convert_file(source, "conll", tmp_path / "o.conll")
 
 
