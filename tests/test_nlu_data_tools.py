@@ -362,3 +362,9 @@ def test_fix_redacts_dialogue_turn_slots(tmp_path):
     assert messages[2]["content"] == "Calling [PHONE] now."
     [example] = read_nlu_examples(out)
     assert example.value(example.slots[0]) == "Fiber 500"
+
+
+def test_fix_on_conll_says_how_to_clean_it(tmp_path):
+    conll = write(tmp_path / "a.conll", "# intent: x\nmail\tO\nbob@example.com\tB-email\n")
+    with pytest.raises(DataError, match="--to nlu-jsonl"):
+        fix_file(conll, tmp_path / "b.conll", FixOptions(redact_pii=True))

@@ -16,7 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...errors import DataError
 from ..formats import Loaded, read
+from ..formats.nlu import CONLL_SUFFIXES
 from ..quality import checks as q
 from ..quality import dialogues as dq
 from ..quality.pii import redact, redact_with_spans
@@ -111,6 +113,10 @@ def fix_file(source: str | Path, target: str | Path, options: FixOptions,
              text_column: str | None = None, label_column: str | None = None) -> dict:
     """Write the cleaned copy of ``source`` to ``target`` (never in place); returns changes."""
     refuse_same_file(source, target)
+    if Path(source).suffix.lower() in CONLL_SUFFIXES:
+        raise DataError("CoNLL columns are cleaned through NLU JSONL: dialogtune data convert "
+                        f"{source} --to nlu-jsonl --output FILE, fix FILE, then convert it "
+                        "back with --to conll", str(source))
     loaded = read(source, strict=False, text_column=text_column, label_column=label_column)
     ensure_writable(loaded)
     raws, changes = plan_fix(loaded, options)
