@@ -36,8 +36,12 @@ def _lines(lines: list, limit: int = 10) -> str:
 
 @data_app.command("check")
 def check(
-    train: Path = typer.Argument(..., help="Intent CSV/JSONL or chat/ShareGPT/Alpaca JSONL."),
+    train: Path = typer.Argument(..., help="Intent CSV/JSONL, NLU data (JSONL with slots, "
+                                 "Rasa YAML, CoNLL) or chat/ShareGPT/Alpaca JSONL."),
     test: Optional[Path] = typer.Option(None, "--test", help="Test file, for leakage."),
+    task: str = typer.Option("auto", "--task",
+                             help="auto | intent | dialogue | nlu (nlu checks the slot "
+                                  "spans of dialogue turns too)."),
     output: Optional[Path] = typer.Option(None, "--output", help="JSON report to write."),
     html: Optional[Path] = typer.Option(None, "--html", help="HTML report to write."),
     model: Optional[str] = typer.Option(None, "--model",
@@ -49,12 +53,12 @@ def check(
     text_column: Optional[str] = typer.Option(None, "--text-column"),
     label_column: Optional[str] = typer.Option(None, "--label-column"),
 ) -> None:
-    """Find duplicates, conflicts, leakage, personal data, imbalance and length problems."""
+    """Find duplicates, conflicts, leakage, personal data, imbalance, length and slot problems."""
     from ..data.quality.check import CheckOptions, check_files
     from ..data.quality.report import print_summary, write_html, write_json
 
     _outputs(output, html)
-    options = CheckOptions(model, max_length, near, min_count, text_column, label_column)
+    options = CheckOptions(model, max_length, near, min_count, text_column, label_column, task)
     report = check_files(train, test, options)
     print_summary(report)
     if output:
@@ -96,8 +100,10 @@ def fix(
 
 @data_app.command("convert")
 def convert(
-    source: Path = typer.Argument(..., help="Intent CSV/JSONL, Rasa NLU YAML, or dialogues."),
-    to: str = typer.Option(..., "--to", help="csv, jsonl, chat, sharegpt, alpaca or openai."),
+    source: Path = typer.Argument(..., help="Intent CSV/JSONL, Rasa NLU YAML, NLU JSONL, "
+                                  "CoNLL, or dialogues."),
+    to: str = typer.Option(..., "--to", help="csv, jsonl, chat, sharegpt, alpaca, openai; "
+                           "NLU: nlu-jsonl, rasa, conll, dialogue."),
     output: Path = typer.Option(..., "--output", help="File to write."),
 ) -> None:
     """Convert between data formats, saying what a lossy conversion drops."""

@@ -12,17 +12,50 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 from pathlib import Path
 
 from ...errors import DataError
-from ..files import check_file, is_json_array, json_records
+from ..files import check_file, is_json_array, json_records, read_text
 from ..records import NluExample
 from .base import Items, Loaded, ReadOptions
 from .conll import read_conll
 from .nlu_json import read_nlu_dialogues, read_nlu_jsonl
-from .rasa import read_rasa_nlu
+from .rasa import ENTITY, read_rasa_nlu
 
 NLU_FORMATS = ("jsonl", "rasa", "dialogue", "conll")
+CONLL_SUFFIXES = (".conll", ".bio", ".iob", ".iob2")
+# the fields a span problem is reported under, whatever the format (see ``is_span_problem``)
+_SPAN_FIELD = re.compile(r"(?:^|\.)(?:slots|entities)\[\d+\]$|^tag$")
+
+
+def looks_like_nlu(path: str | Path) -> bool:
+    """Whether ``path`` holds slot-annotated data that a plain intent read would flatten:
+    CoNLL columns (``.conll``, ``.bio``, ``.iob``), Rasa YAML with an entity annotation,
+    or JSON records whose first readable one has a ``slots`` list and no ``messages``.
+    Dialogue files stay dialogues (their turns are NLU data only when asked for)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in CONLL_SUFFIXES:
+        return path.is_file()
+    try:
+        if suffix in (".yml", ".yaml"):
+            return bool(ENTITY.search(read_text(check_file(path))))
+        if suffix not in (".json", ".jsonl"):
+            return False
+        for _, obj in json_records(check_file(path)):
+            if not isinstance(obj, DataError):
+                return isinstance(obj, dict) and "messages" not in obj and \
+                    isinstance(obj.get("slots"), list)
+    except DataError:  # the regular reader reports what is wrong with the file
+        return False
+    return False
+
+
+def is_span_problem(field: str | None) -> bool:
+    """A lenient reading problem about one slot span (bounds, overlap, word cut, a value
+    that does not match its offsets, a bad BIO tag), not about the row as a whole."""
+    return bool(field and _SPAN_FIELD.search(field))
 
 
 def detect_nlu(path: str | Path) -> tuple[str, str, Items | None]:

@@ -15,7 +15,14 @@ for intent and dialogue data so tools can read either:
 - ``lengths``: character and token percentiles, ``over_max`` items over the model limit;
 - ``dialogues`` (dialogue data only): ``role_order``, ``empty_turns``, ``no_assistant``,
   ``ends_on_user``, ``too_long``;
+- ``slots`` (NLU data only, ``kind`` "nlu"): span problems, spans per slot type, slot
+  types seen once, test-only slot types and unseen test values per slot (``slots``);
 - ``counts``: the number of findings of each kind, for a quick look or a CI gate.
+
+NLU data (``kind`` "nlu": JSONL records with ``slots``, Rasa YAML with entity annotations,
+CoNLL ``.conll``/``.bio``/``.iob`` files, and dialogue turns with ``task="nlu"``) gets every
+intent finding, computed on its utterances and intents, plus the ``slots`` section. Its
+span problems are listed there rather than under ``malformed``.
 """
 
 from __future__ import annotations
@@ -26,11 +33,15 @@ from pathlib import Path
 
 from ...errors import DataError, DialogtuneError
 from ..formats import Loaded, read
+from ..formats.nlu import looks_like_nlu, read_nlu
+from ..records import NluExample, Utterance
 from . import checks as q
 from . import dialogues as dq
+from .slots import slot_findings, split_problems
 from .near_dup import similar_pairs, word_shingles
 
-DEFAULT_MODELS = {"intent": "minilm", "dialogue": "smollm2"}
+DEFAULT_MODELS = {"intent": "minilm", "dialogue": "smollm2", "nlu": "minilm"}
+TASKS = ("auto", "intent", "dialogue", "nlu")
 
 
 @dataclass
@@ -43,6 +54,19 @@ class CheckOptions:
     min_count: int = 10
     text_column: str | None = None
     label_column: str | None = None
+    task: str = "auto"  # auto, intent, dialogue or nlu (see the module doc)
+
+
+def read_checked(path: str | Path, options: CheckOptions) -> Loaded:
+    """Read ``path`` leniently as the task says (``auto``: NLU when it looks like it)."""
+    if options.task not in TASKS:
+        raise DialogtuneError(f"unknown task '{options.task}'; choose one of {', '.join(TASKS)}")
+    if options.task == "nlu" or options.task == "auto" and looks_like_nlu(path):
+        return read_nlu(path, strict=False, text_column=options.text_column,
+                        intent_column=options.label_column)
+    kind = None if options.task == "auto" else options.task
+    return read(path, kind, strict=False, text_column=options.text_column,
+                label_column=options.label_column)
 
 
 def check_files(train: str | Path, test: str | Path | None = None,
@@ -56,9 +80,10 @@ def check_files(train: str | Path, test: str | Path | None = None,
     options = options or CheckOptions()
     if not 0 < options.near_threshold <= 1:
         raise DialogtuneError(f"--near must be in (0, 1], got {options.near_threshold}")
-    columns = {"text_column": options.text_column, "label_column": options.label_column}
-    loaded = read(train, strict=False, **columns)
-    held = read(test, strict=False, **columns) if test else None
+    loaded = read_checked(train, options)
+    held = read_checked(test, options) if test else None
+    if held is not None and {loaded.kind, held.kind} == {"intent", "nlu"}:
+        loaded, held = as_nlu(loaded), as_nlu(held)  # intent data: examples without slots
     if held is not None and held.kind != loaded.kind:
         raise DataError(f"the test file holds {held.kind} data but the training file holds "
                         f"{loaded.kind} data", str(test))
@@ -69,9 +94,13 @@ def check_files(train: str | Path, test: str | Path | None = None,
     else:
         max_length = model_max_length(tokenizer, None)
     max_length = options.max_length or max_length
-    finder = intent_findings if loaded.kind == "intent" else dialogue_findings
+    finder = {"intent": intent_findings, "dialogue": dialogue_findings,
+              "nlu": nlu_findings}[loaded.kind]
     findings = finder(loaded, held, tokenizer, max_length, options)
-    findings["malformed"] = loaded.malformed + (held.malformed if held else [])
+    if loaded.kind == "nlu":  # span problems are the slots section's
+        findings["malformed"] = split_problems(loaded)[1] + split_problems(held)[1]
+    else:
+        findings["malformed"] = loaded.malformed + (held.malformed if held else [])
     report = {"file": str(train), "kind": loaded.kind, "format": loaded.format,
               "records": len(loaded.records), "test_file": str(test) if test else None,
               "test_records": len(held.records) if held else None, "model": model,
@@ -145,6 +174,34 @@ def intent_findings(loaded: Loaded, held: Loaded | None, tokenizer, max_length: 
     }
 
 
+def as_nlu(loaded: Loaded) -> Loaded:
+    """Intent data read as NLU examples without slots (NLU data unchanged)."""
+    if loaded.kind == "nlu":
+        return loaded
+    copy = Loaded(loaded.path, "nlu", loaded.format, loaded.container, loaded.strict)
+    copy.examples = [NluExample(u.text, u.label, (), None, u.line, u.source)
+                     for u in loaded.utterances]
+    copy.problems = loaded.problems
+    return copy
+
+
+def as_utterances(loaded: Loaded) -> Loaded:
+    """A copy of an NLU read whose utterances are its examples (intent None → "(none)")."""
+    copy = Loaded(loaded.path, "intent", loaded.format, loaded.container, loaded.strict)
+    copy.utterances = [Utterance(e.text, e.intent if e.intent is not None else "(none)",
+                                 e.line, e.source) for e in loaded.examples]
+    return copy
+
+
+def nlu_findings(loaded: Loaded, held: Loaded | None, tokenizer, max_length: int | None,
+                 options: CheckOptions) -> dict:
+    """Every intent finding on the examples' texts and intents, plus ``slots``."""
+    findings = intent_findings(as_utterances(loaded), as_utterances(held) if held else None,
+                               tokenizer, max_length, options)
+    findings["slots"] = slot_findings(loaded, held)
+    return findings
+
+
 def dialogue_findings(loaded: Loaded, held: Loaded | None, tokenizer, max_length: int | None,
                       options: CheckOptions) -> dict:
     dialogues = loaded.dialogues
@@ -193,4 +250,9 @@ def count_findings(report: dict) -> dict[str, int]:
     }
     for kind, found in (report.get("dialogues") or {}).items():
         counts[f"dialogues_{kind}"] = len(found)
+    slots = report.get("slots")
+    if slots is not None:  # unseen values are informative, not counted as findings
+        counts["slot_span_problems"] = len(slots["span_problems"])
+        counts["slots_seen_once"] = len(slots["seen_once"])
+        counts["slots_test_only"] = len(slots["test_only"])
     return counts

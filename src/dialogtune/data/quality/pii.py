@@ -133,3 +133,31 @@ def redact(text: str) -> tuple[str, list[PiiMatch]]:
     for match in reversed(matches):
         text = text[:match.start] + PLACEHOLDERS[match.kind] + text[match.end:]
     return text, matches
+
+
+def redact_with_spans(text: str, spans: list[tuple[int, int]]
+                      ) -> tuple[str, list[tuple[int, int]], list[PiiMatch]]:
+    """``redact`` that keeps character spans (slot offsets) pointing at the same words.
+
+    A span after a redaction shifts by the length difference; a span that overlaps a piece
+    of personal data grows to cover its whole placeholder (a slot holding an e-mail holds
+    "[EMAIL]" afterwards; one holding part of it, the placeholder too, as nothing is left
+    of the part). Returns (clean text, new spans in the same order, matches).
+    """
+    clean, matches = redact(text)
+    if not matches:
+        return clean, list(spans), matches
+
+    def moved(at: int, is_end: bool) -> int:
+        shift = 0
+        for match in matches:
+            size = len(PLACEHOLDERS[match.kind])
+            if match.end <= at:
+                shift += size - (match.end - match.start)
+            elif match.start < at:  # inside this match: snap to the placeholder's edge
+                return match.start + shift + (size if is_end else 0)
+            else:
+                break
+        return at + shift
+
+    return clean, [(moved(s, False), moved(e, True)) for s, e in spans], matches

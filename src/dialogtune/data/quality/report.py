@@ -33,9 +33,16 @@ def sections(report: dict) -> list[tuple[str, str, list[dict]]]:
              ("leakage_near", "Leakage into test: near", leak["near"]),
              ("pii", "Personal data (PII)", report["pii"]),
              ("over_max_length", "Over the model's maximum length", report["lengths"]["over_max"])]
-    if report["kind"] == "intent":
+    if report["kind"] in ("intent", "nlu"):
         items.append(("labels_under_minimum", "Labels under the minimum count",
                       (report["imbalance"] or {}).get("under_minimum", [])))
+    slots = report.get("slots")
+    if slots is not None:
+        items += [("slot_span_problems", "Slot spans: out of bounds, overlapping, cutting "
+                   "a word", slots["span_problems"]),
+                  ("slots_seen_once", "Slot types seen only once (warning)", slots["seen_once"]),
+                  ("slots_test_only", "Slot types in test but not in train",
+                   slots["test_only"])]
     for kind, found in (report.get("dialogues") or {}).items():
         if kind not in ("empty_turns", "too_long"):  # shown above as empty / over maximum
             items.append((f"dialogues_{kind}", "Dialogues: " + kind.replace("_", " "), found))
@@ -48,6 +55,12 @@ def where(finding: dict) -> str:
 
 
 def _where(finding: dict) -> str:
+    if "file" in finding and "field" in finding and finding.get("line") is not None:
+        field = f" {finding['field']}" if finding.get("field") else ""
+        return f"{Path(finding['file']).name}:{finding['line']}{field}"
+    if "test_lines" in finding:
+        return "test lines " + ", ".join(str(n) for n in finding["test_lines"][:6]) + (
+            ", …" if len(finding["test_lines"]) > 6 else "")
     if "lines" in finding and not finding["lines"]:
         return ""
     if "lines" in finding and len(finding["lines"]) == 1:
@@ -73,6 +86,10 @@ def what(finding: dict) -> str:
         text = f"{finding['kind']}: {finding['match']}"
     elif "message" in finding:
         text = finding["message"]
+    elif "slot" in finding and "value" in finding:
+        text = f"{finding['slot']} = {finding['value']!r} in {finding['text']}"
+    elif "slot" in finding and "count" in finding:
+        text = f"{finding['slot']}: {finding['count']} span(s)"
     elif "count" in finding and "label" in finding and "text" not in finding:
         text = f"{finding['label']}: {finding['count']} example(s)"
     else:
@@ -120,6 +137,18 @@ def _footer(report: dict) -> list[str]:
             model = f" ({report['model']}, max {lengths['max_length']})" if unit == "tokens" else ""
             lines.append(f"{unit}{model}: p50 {stats['p50']:g}, p95 {stats['p95']:g}, "
                          f"p99 {stats['p99']:g}, max {stats['max']}")
+    slots = report.get("slots")
+    if slots is not None:
+        shown = ", ".join(f"{safe(k)} {v}" for k, v in list(slots["counts"].items())[:12])
+        more = ", …" if len(slots["counts"]) > 12 else ""
+        lines.append(f"slots: {len(slots['counts'])} type(s), {slots['spans']} span(s) in "
+                     f"{slots['examples_with_slots']} example(s)"
+                     + (f" ({shown}{more})" if shown else ""))
+        if slots["unseen_value_rate"] is not None:
+            rows = ", ".join(f"{safe(r['slot'])} {r['unseen']}/{r['test_spans']}"
+                             for r in slots["unseen_values"][:8])
+            lines.append(f"unseen slot values in test (informative): "
+                         f"{slots['unseen_value_rate']:.0%} of spans ({rows})")
     if report.get("note"):
         lines.append(f"note: {safe(report['note'])}")
     return lines
@@ -161,6 +190,7 @@ def render_html(report: dict) -> str:
         if found:
             parts.append(_html_section(key, title, found))
     parts.append(_html_labels(report.get("label_counts") or {}))
+    parts.append(_html_slots(report.get("slots")))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -183,6 +213,28 @@ def _html_labels(counts: dict[str, int]) -> str:
                    f"style='width:{int(300 * n / top)}px'></span></td></tr>"
                    for label, n in counts.items())
     return f"<h2 id='labels'>Examples per label</h2><table>{rows}</table>"
+
+
+def _html_slots(slots: dict | None) -> str:
+    """Spans per slot type (with distinct values), then unseen test values per slot."""
+    if not slots or not slots["counts"]:
+        return ""
+    e, top = html.escape, max(slots["counts"].values())
+    rows = "".join(f"<tr><td>{e(safe(slot))}</td><td>{n}</td>"
+                   f"<td>{slots['values'].get(slot, 0)}</td><td><span class='bar' "
+                   f"style='width:{int(300 * n / top)}px'></span></td></tr>"
+                   for slot, n in slots["counts"].items())
+    out = (f"<h2 id='slots'>Spans per slot type</h2><table><tr><th>Slot</th><th>Spans</th>"
+           f"<th>Distinct values</th><th></th></tr>{rows}</table>")
+    if slots["unseen_values"]:
+        rows = "".join(f"<tr><td>{e(safe(r['slot']))}</td><td>{r['unseen']}/"
+                       f"{r['test_spans']}</td><td>{r['rate']:.0%}</td>"
+                       f"<td>{e(safe(', '.join(r['examples'])))}</td></tr>"
+                       for r in slots["unseen_values"])
+        out += (f"<h2 id='unseen_values'>Test slot values unseen in training "
+                f"(informative)</h2><table><tr><th>Slot</th><th>Unseen</th><th>Rate</th>"
+                f"<th>Examples</th></tr>{rows}</table>")
+    return out
 
 
 def write_html(report: dict, path: str | Path) -> None:

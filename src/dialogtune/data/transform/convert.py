@@ -20,6 +20,10 @@ What each target keeps, and what it drops (every drop is reported with its lines
 
 Intent data cannot become dialogues (it has no replies) and dialogues cannot become
 intent data: those conversions stop with a clear error.
+
+Joint intent + slot data converts between its four formats with ``--to nlu-jsonl``,
+``rasa``, ``conll`` or ``dialogue`` (``nlu_convert``); intent data converts to them with
+no slots, and NLU data to ``csv`` / ``jsonl`` keeps text and intent (slots dropped, noted).
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ from pathlib import Path
 from ...errors import DataError
 from ..formats import Loaded, read
 from ..formats.dialogue import dialogue_to_chat_json
+from ..formats.nlu import looks_like_nlu
 from ..records import Dialogue, Message
+from .nlu_convert import NLU_TARGETS, convert_nlu, read_nlu_for_conversion
 from .writers import refuse_same_file, write_csv, write_jsonl
 
 INTENT_TARGETS = ("csv", "jsonl")
@@ -92,9 +98,11 @@ def _normalise_dialogue(dialogue: Dialogue, fmt: str) -> Dialogue:
 
 def convert_loaded(loaded: Loaded, to: str) -> tuple[list, list[str]]:
     """(records in the target format, notes on what was dropped)."""
-    if to not in INTENT_TARGETS + DIALOGUE_TARGETS:
+    if to not in INTENT_TARGETS + DIALOGUE_TARGETS + NLU_TARGETS:
         raise DataError(f"unknown target format '{to}'; choose one of "
-                        f"{', '.join(INTENT_TARGETS + DIALOGUE_TARGETS)}")
+                        f"{', '.join(INTENT_TARGETS + DIALOGUE_TARGETS + NLU_TARGETS)}")
+    if to in NLU_TARGETS:
+        raise DataError(f"'{to}' is written by convert_file (NLU data)")
     if loaded.kind == "intent" and to in DIALOGUE_TARGETS:
         raise DataError(f"intent data (text, label) has no assistant replies, so it cannot "
                         f"become '{to}' dialogues; choose csv or jsonl", loaded.path)
@@ -181,9 +189,33 @@ def to_alpaca(dialogue: Dialogue, dropped: Dropped) -> dict | None:
     return record
 
 
+def _nlu_to_intents(source: str | Path, to: str, target: str | Path) -> tuple[int, list[str]]:
+    """Slot-annotated data as intent data: text and intent kept, slots dropped (noted)."""
+    loaded, dropped = read_nlu_for_conversion(source), Dropped()
+    rows = []
+    for example in loaded.examples:
+        if example.intent is None:
+            dropped.add("skipped: no intent", example.line)
+            continue
+        if example.slots:
+            dropped.add("dropped slots (intent data has none)", example.line)
+        rows.append([example.text, example.intent])
+    if to == "csv":
+        write_csv(target, ["text", "label"], rows)
+    else:
+        write_jsonl(target, [{"text": t, "label": label} for t, label in rows])
+    return len(rows), dropped.notes()
+
+
 def convert_file(source: str | Path, to: str, target: str | Path) -> tuple[int, list[str]]:
     """Convert ``source`` into ``target`` as ``to``; returns (records written, notes)."""
     refuse_same_file(source, target)
+    if to in NLU_TARGETS:
+        dropped = Dropped()
+        written = convert_nlu(read_nlu_for_conversion(source), to, target, dropped)
+        return written, dropped.notes()
+    if to in INTENT_TARGETS and looks_like_nlu(source):
+        return _nlu_to_intents(source, to, target)
     records, notes = convert_loaded(read_for_conversion(source), to)
     if to == "csv":
         write_csv(target, ["text", "label"], records)
