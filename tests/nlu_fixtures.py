@@ -67,3 +67,24 @@ def tiny_nlu_bert(folder: Path) -> str:
                         num_attention_heads=4, intermediate_size=64, max_position_embeddings=128)
     BertModel(config).save_pretrained(folder)
     return str(folder)
+
+
+FAST = ["train.batch_size=8", "train.min_steps=0", "train.num_threads=1",
+        "train.save_every_steps=0", "train.patience=100", "train.lr=3e-3"]
+_CACHE: dict[str, Path] = {}
+
+
+def tiny_nlu_run(root: Path) -> Path:
+    """A full fine-tune that learns the data set (8 epochs, 32 steps; cached per session)."""
+    if "run" not in _CACHE:
+        from dialogtune.config import load_config
+        from dialogtune.pipeline import train_run
+
+        (root / "bert").mkdir(parents=True, exist_ok=True)
+        data = write_jsonl(root / "train.jsonl", nlu_records())
+        cfg = load_config(None, [*FAST, "train.epochs=8"], **{
+            "task": "nlu", "data.train": str(data), "data.eval": str(data),
+            "model.name": tiny_nlu_bert(root / "bert"), "output": str(root / "run")})
+        train_run(cfg)
+        _CACHE["run"] = root / "run"
+    return _CACHE["run"]

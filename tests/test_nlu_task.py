@@ -7,15 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from nlu_fixtures import nlu_records, tiny_nlu_bert, write_jsonl
+from nlu_fixtures import FAST, nlu_records, tiny_nlu_bert, tiny_nlu_run, write_jsonl
 
 from dialogtune.cli import main
 from dialogtune.config import RunConfig, load_config
 from dialogtune.pipeline import evaluate_run, load_classifier, train_run
 from dialogtune.tasks import get_task
 
-FAST = ["train.batch_size=8", "train.min_steps=0", "train.num_threads=1",
-        "train.save_every_steps=0", "train.patience=100", "train.lr=3e-3"]
 INTENT_KEYS = ("accuracy", "macro_f1", "macro_precision", "macro_recall", "out_of_scope",
                "top_confused_pairs", "latency_ms_per_utterance")
 SLOT_KEYS = ("slot_f1", "slot_precision", "slot_recall", "sentence_accuracy", "per_slot",
@@ -39,11 +37,9 @@ def config(run: Path, data: Path, model: str, *overrides: str, eval_data: Path |
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, nlu_bert, nlu_data) -> Path:
+def trained(tmp_path_factory) -> Path:
     """A full fine-tune that learns the training set (validated on it)."""
-    run = tmp_path_factory.mktemp("nlu_runs") / "full"
-    train_run(config(run, nlu_data, nlu_bert, "train.epochs=8"))
-    return run
+    return tiny_nlu_run(tmp_path_factory.mktemp("nlu_runs"))
 
 
 def test_train_writes_an_nlu_run(trained):
