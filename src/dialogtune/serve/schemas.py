@@ -124,6 +124,11 @@ class RankedIntent(BaseModel):
     probability: float
 
 
+# NLU runs only: absent (not null) in the answers of an intent run, which stay as they were
+def _nlu_only():
+    return Field(None, exclude_if=lambda value: value is None)
+
+
 class SlotValue(BaseModel):
     """A predicted slot (NLU runs): offsets into the text, end exclusive."""
 
@@ -142,7 +147,7 @@ class IntentResult(BaseModel):
     out_of_scope: bool
     intents: list[RankedIntent]
     latency_ms: float
-    slots: list[SlotValue] | None = None  # NLU runs only
+    slots: list[SlotValue] | None = _nlu_only()
 
 
 class IntentResponse(BaseModel):
@@ -159,7 +164,7 @@ class TurnIntent(BaseModel):
     confidence: float | None = None
     out_of_scope: bool = False
     fallback: bool = False
-    slots: list[SlotValue] | None = None  # NLU runs only
+    slots: list[SlotValue] | None = _nlu_only()
 
 
 class Usage(BaseModel):
