@@ -148,9 +148,11 @@ def test_every_nlu_format_trains(nlu_bert, tmp_path):
                                (conll, [], ["amount"]),
                                (dialogues, ["data.context=previous"], ["account", "amount"])):
         run = tmp_path / f"run-{path.suffix[1:]}"
-        cfg = config(run, path, nlu_bert, "train.epochs=1", *extra, eval_data=path)
-        summary = train_run(cfg)
-        assert summary["train_examples"] >= 2, path
+        sets = [f"--set={item}" for item in [*FAST, "train.epochs=1", *extra]]
+        assert main(["train", "--task", "nlu", "--data", str(path), "--eval-data", str(path),
+                     "--model", nlu_bert, "--output", str(run), *sets]) == 0, path
+        summary = json.loads((run / "run.json").read_text())
+        assert summary["task"] == "nlu" and summary["train_examples"] >= 2, path
         assert json.loads((run / "slot_labels.json").read_text())["slots"] == slots
         assert "slots" in load_classifier(run).classify(["send ten dollars"])[0]
     task = get_task("nlu")

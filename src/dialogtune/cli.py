@@ -52,7 +52,9 @@ def train(
     overrides: list[str] = typer.Option([], "--set", help="Override a setting: key=value."),
     text_column: Optional[str] = typer.Option(None, "--text-column"),
     label_column: Optional[str] = typer.Option(None, "--label-column"),
-    data_format: Optional[str] = typer.Option(None, "--format", help="Chat data format."),
+    data_format: Optional[str] = typer.Option(
+        None, "--format", help="Data format: chat (chat, sharegpt, alpaca) or nlu (jsonl, "
+                               "rasa, dialogue, conll); default: detected."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
 ) -> None:
     """Fine-tune a model; writes config, label map, logs, metrics, plots and weights."""
