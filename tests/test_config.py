@@ -134,7 +134,7 @@ def test_set_below_a_scalar_is_an_error(tmp_path):
 @pytest.mark.parametrize("task", names())
 def test_resolved_task_defaults(task):
     expected = {"intent": ("minilm", "full", 64), "chat": ("smollm2", "lora", 1024),
-                "pretrain": ("smollm2", "lora", 256)}[task]
+                "pretrain": ("smollm2", "lora", 256), "nlu": ("minilm", "full", 64)}[task]
     raw = RunConfig(task=task)
     cfg = raw.resolved()
     assert (cfg.model.name, cfg.strategy.name, cfg.data.max_length) == expected

@@ -43,7 +43,7 @@ def _quiet_libraries() -> None:
 def train(
     data: Optional[str] = typer.Option(None, "--data", help="Training file (CSV/JSONL) or folder."),
     output: Optional[str] = typer.Option(None, "--output", help="Run directory to write."),
-    task: Optional[str] = typer.Option(None, "--task", help="intent | chat | pretrain"),
+    task: Optional[str] = typer.Option(None, "--task", help="intent | nlu | chat | pretrain"),
     eval_data: Optional[str] = typer.Option(None, "--eval-data", help="Validation file."),
     model: Optional[str] = typer.Option(None, "--model", help="Alias, local folder or hub id."),
     strategy: Optional[str] = typer.Option(None, "--strategy", help="full, freeze, lora, ..."),
@@ -52,7 +52,9 @@ def train(
     overrides: list[str] = typer.Option([], "--set", help="Override a setting: key=value."),
     text_column: Optional[str] = typer.Option(None, "--text-column"),
     label_column: Optional[str] = typer.Option(None, "--label-column"),
-    data_format: Optional[str] = typer.Option(None, "--format", help="Chat data format."),
+    data_format: Optional[str] = typer.Option(
+        None, "--format", help="Data format: chat (chat, sharegpt, alpaca) or nlu (jsonl, "
+                               "rasa, dialogue, conll); default: detected."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
 ) -> None:
     """Fine-tune a model; writes config, label map, logs, metrics, plots and weights."""
@@ -109,7 +111,7 @@ def _headline(metrics: dict) -> dict:
 
 @app.command()
 def predict(
-    run: Path = typer.Argument(..., help="A trained intent run."),
+    run: Path = typer.Argument(..., help="A trained intent or NLU run."),
     texts: list[str] = typer.Argument(None, help="Utterances to classify."),
     file: Optional[Path] = typer.Option(None, "--file", help="One utterance per line."),
     top_k: int = typer.Option(3, "--top-k"),
@@ -117,10 +119,10 @@ def predict(
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
 ) -> None:
-    """Top-k intents with probabilities for each utterance."""
+    """Top-k intents with probabilities for each utterance (and its slots, NLU runs)."""
     from .commands.chat import load_policy
     from .data.files import read_text
-    from .predictor import Predictor
+    from .pipeline import load_classifier
 
     items = list(texts or [])
     if file is not None:
@@ -128,7 +130,7 @@ def predict(
     if not items:
         raise DialogtuneError("nothing to classify: give TEXT arguments or --file")
     policy = load_policy(trust_remote_code, allow_pickle)
-    results = Predictor.from_run(run, policy).classify(items, top_k)
+    results = load_classifier(run, policy).classify(items, top_k)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return
@@ -136,6 +138,9 @@ def predict(
         ranked = "  ".join(f"{r['intent']} {r['probability']:.3f}" for r in result["intents"])
         flag = "  [out of scope]" if result["out_of_scope"] else ""
         typer.echo(f"{result['text']}\n  -> {ranked}{flag}")
+        for slot in result.get("slots", ()):  # NLU runs: one line per slot
+            typer.echo(f"     {slot['slot']} = {slot['value']!r} [{slot['start']}:{slot['end']}]"
+                       f" {slot['confidence']:.3f}")
 
 
 def _register_commands() -> None:

@@ -28,6 +28,8 @@ class DataConfig(_Section):
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)  # 0: train on every example
     max_length: int | None = None
     min_examples_warning: int = 5
+    # NLU: "previous" reads a dialogue user turn with the assistant turn before it
+    context: Literal["previous"] | None = None
 
 
 class ModelConfig(_Section):

@@ -23,3 +23,16 @@ def evaluate_run(run: str | Path, data: str, output: Path | None = None,
     task = get_task(read_run_config(Path(run)).task)
     return task.evaluate(run, data, output, base=base, oos_threshold=oos_threshold,
                          policy=policy)
+
+
+def load_classifier(run: str | Path, policy=None):
+    """The predictor of a trained intent or NLU run (its task's ``load_predictor``): what
+    ``predict`` and the server's ``--intent`` load. Other runs are refused in one line."""
+    from .errors import DialogtuneError
+    from .runs.layout import RunDir
+    from .strategies import CLASSIFIER
+
+    task = get_task(read_run_config(RunDir(Path(run)).require_trained().path).task)
+    if task.model_kind != CLASSIFIER:
+        raise DialogtuneError(f"{run}: a {task.name} run, not an intent or NLU run")
+    return task.load_predictor(run, policy)

@@ -72,6 +72,11 @@ class Predictor:
         started = time.perf_counter()
         probs = self.probabilities(texts)
         elapsed_ms = (time.perf_counter() - started) * 1000 / max(1, len(texts))
+        return self.rank(texts, probs, top_k, elapsed_ms)
+
+    def rank(self, texts: list[str], probs: np.ndarray, top_k: int,
+             elapsed_ms: float) -> list[dict]:
+        """``classify``'s results for already computed probabilities."""
         results = []
         for text, row in zip(texts, probs):
             best = np.argsort(-row)[:top_k]

@@ -156,7 +156,7 @@ def sample(
 def export_logs(
     db: str = typer.Argument(..., help="The server's --log-db SQLite file."),
     output: str = typer.Option(..., "--output", help="File to write (.jsonl or .csv)."),
-    fmt: str = typer.Option("chat", "--format", help="chat (JSONL messages) | intent (CSV)."),
+    fmt: str = typer.Option("chat", "--format", help="chat (JSONL messages) | intent (CSV) | nlu (JSONL text, intent, slots)."),
     reviewed_only: bool = typer.Option(
         False, "--reviewed-only",
         help="Only exchanges a person rated up or corrected (the safe choice for retraining)."),

@@ -35,8 +35,11 @@ def evaluate_intent(predictor, records: list[Utterance], out_dir: Path | None = 
     run's calibrated threshold unless ``oos_threshold`` is given.
     """
     texts = [r.text for r in records]
+    # NLU examples may carry the turn they answer; intent utterances carry none
+    contexts = [getattr(r, "context", None) for r in records]
     started = time.perf_counter()
-    probs = predictor.probabilities(texts)
+    probs = predictor.probabilities(texts, contexts) if any(contexts) \
+        else predictor.probabilities(texts)
     batch_seconds = time.perf_counter() - started
     labels = predictor.labels
     metrics = score_probabilities(probs, records, labels)

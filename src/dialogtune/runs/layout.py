@@ -22,6 +22,10 @@ class RunDir:
         return self.path / "label_map.json"
 
     @property
+    def slot_labels(self) -> Path:
+        return self.path / "slot_labels.json"
+
+    @property
     def weights(self) -> Path:
         return self.path / "model.safetensors"
 

@@ -19,7 +19,7 @@ from ..data.files import escape_cell
 from ..errors import DialogtuneError
 from .store import Reviewed, read_reviewed
 
-FORMATS = ("chat", "intent")
+FORMATS = ("chat", "intent", "nlu")
 
 
 def chat_example(item: Reviewed) -> dict | None:
@@ -57,16 +57,34 @@ def intent_example(item: Reviewed) -> tuple[str, str] | None:
     return users[-1], ex.intent
 
 
+def nlu_example(item: Reviewed) -> dict | None:
+    """An NLU JSONL record (``text``, ``intent``, ``slots``) for the last user turn: the
+    intent as ``intent_example`` decides it, the corrected slots when a person gave them,
+    else the slots the server predicted (none for a run without slots)."""
+    found = intent_example(item)
+    if found is None:
+        return None
+    text, intent = found
+    spans = item.corrected_slots if item.corrected_slots is not None \
+        else item.exchange.slots or []
+    slots = [{"slot": s["slot"], "start": s["start"], "end": s["end"],
+              "value": text[s["start"]:s["end"]]} for s in spans]
+    return {"text": text, "intent": intent, "slots": slots}
+
+
 def is_reviewed(item: Reviewed, fmt: str) -> bool:
     """True when a person vouched for what ``fmt`` trains on: a thumbs-up, or a correction
-    of that very field (the reply for chat, the intent for intent)."""
-    corrected = item.corrected_reply if fmt == "chat" else item.corrected_intent
+    of that very field (the reply for chat, the intent for intent, intent or slots for
+    nlu)."""
+    corrected = {"chat": item.corrected_reply, "intent": item.corrected_intent,
+                 "nlu": item.corrected_intent or item.corrected_slots is not None}[fmt]
     return item.rating == "up" or bool(corrected)
 
 
 def export_logs(db: str | Path, output: str | Path, fmt: str = "chat",
                 reviewed_only: bool = False) -> int:
-    """Write the reviewed log as chat JSONL or intent CSV; returns the examples written."""
+    """Write the reviewed log as chat JSONL, intent CSV or NLU JSONL (text, intent,
+    slots); returns the examples written."""
     if fmt not in FORMATS:
         raise DialogtuneError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
     output = Path(output)
@@ -84,8 +102,9 @@ def export_logs(db: str | Path, output: str | Path, fmt: str = "chat",
 
 
 def _write(handle, reviewed: list[Reviewed], fmt: str) -> int:
-    if fmt == "chat":
-        rows = [r for r in map(chat_example, reviewed) if r is not None]
+    if fmt in ("chat", "nlu"):
+        rows = [r for r in map(chat_example if fmt == "chat" else nlu_example, reviewed)
+                if r is not None]
         handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     else:
         rows = [r for r in map(intent_example, reviewed) if r is not None]

@@ -49,6 +49,8 @@ class IntentEngine:
         self.threshold = threshold if threshold is not None else predictor.oos_threshold
         self.labels: list[str] = list(predictor.labels.labels)
         self.name = intent_model_name(predictor)
+        # NLU runs (a predictor that reads slots too) answer slots beside the intents
+        self.slots = hasattr(predictor, "slot_labels")
         self._batcher = MicroBatcher(self._probabilities, max_batch, torch_threads(threads),
                                      max_queue)
 
@@ -58,21 +60,33 @@ class IntentEngine:
     def stop(self) -> None:
         self._batcher.stop()
 
-    def _probabilities(self, texts: list[str]) -> list[np.ndarray]:
-        """One forward pass for a micro-batch (runs on the batcher thread)."""
+    def _probabilities(self, items: list[tuple[str, str | None]]) -> list:
+        """One forward pass for a micro-batch of (text, context) (on the batcher thread):
+        each text's probabilities, or (probabilities, slots) for an NLU run."""
+        texts = [text for text, _ in items]
         with torch.inference_mode():
-            return list(self.predictor.probabilities(texts))
+            if not self.slots:
+                return list(self.predictor.probabilities(texts))
+            probs, slots = self.predictor.read(texts, [context for _, context in items])
+            return list(zip(probs, slots))
 
-    async def read(self, texts: list[str], top_k: int) -> list[dict]:
-        """Ranked intents for each text: intent, confidence, out_of_scope, intents, latency."""
+    async def read(self, texts: list[str], top_k: int,
+                   contexts: list[str | None] | None = None) -> list[dict]:
+        """Ranked intents for each text: intent, confidence, out_of_scope, intents, latency;
+        and ``slots`` for an NLU run (``contexts``: the assistant turn each text answers,
+        read by runs trained with it)."""
         started = time.perf_counter()
         try:
-            rows = await self._batcher.submit(list(texts))
+            rows = await self._batcher.submit(list(zip(texts, contexts or [None] * len(texts))))
         except QueueFull:
             raise APIError(429, "the server is busy: too many intent requests are waiting; "
                            "retry", "queue_full") from None
         latency_ms = (time.perf_counter() - started) * 1000
-        return [self.rank(text, row, top_k, latency_ms) for text, row in zip(texts, rows)]
+        if not self.slots:
+            return [self.rank(text, row, top_k, latency_ms) for text, row in zip(texts, rows)]
+        return [{**self.rank(text, row, top_k, latency_ms),
+                 "slots": [s.as_dict() for s in found]}
+                for text, (row, found) in zip(texts, rows)]
 
     def rank(self, text: str, row: np.ndarray, top_k: int, latency_ms: float = 0.0) -> dict:
         best = np.argsort(-row)[:max(1, top_k)]

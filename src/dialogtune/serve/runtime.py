@@ -41,16 +41,17 @@ def check_safe_source(source: str | Path, allow_pickle: bool = False) -> None:
 
 def load_models(intent_run: str | Path | None, chat: str | Path | None,
                 allow_pickle: bool = False):
-    """(intent Predictor | None, ChatPredictor | None), each loaded once, safe sources only."""
+    """(intent or NLU predictor | None, ChatPredictor | None), each loaded once, safe
+    sources only."""
     from ..chat_predictor import ChatPredictor
     from ..models import LoadPolicy
-    from ..predictor import Predictor
+    from ..pipeline import load_classifier
 
     for source in (intent_run, chat):
         if source:
             check_safe_source(source, allow_pickle)
     policy = LoadPolicy(trust_remote_code=False, allow_pickle=allow_pickle)
-    intent = Predictor.from_run(intent_run, policy) if intent_run else None
+    intent = load_classifier(intent_run, policy) if intent_run else None
     chat_model = ChatPredictor.load(chat, policy) if chat else None
     return intent, chat_model
 

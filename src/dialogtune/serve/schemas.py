@@ -88,6 +88,15 @@ class IntentRequest(_Request):
         return [self.text] if self.text is not None else list(self.texts or [])
 
 
+class CorrectedSlot(_Request):
+    """One slot of a corrected NLU reading: character offsets into the user's text (end
+    exclusive), checked against the logged text when the feedback arrives."""
+
+    slot: str = Field(min_length=1, max_length=200)
+    start: int = Field(ge=0)
+    end: int = Field(ge=1)
+
+
 class FeedbackRequest(_Request):
     """``POST /v1/feedback``: a thumbs up/down and/or a correction for one logged exchange."""
 
@@ -97,18 +106,37 @@ class FeedbackRequest(_Request):
         None, description="The reply the assistant should have given (training data; at "
                           "most ServeSettings.max_correction_chars characters, 4000 by default)")
     corrected_intent: str | None = Field(None, max_length=200)
+    # NLU runs: every slot of the last user turn ([] = it has none)
+    corrected_slots: list[CorrectedSlot] | None = Field(None, max_length=100)
     comment: str | None = Field(None, max_length=2000)
 
     @model_validator(mode="after")
     def _something(self):
-        if not (self.rating or self.corrected_reply or self.corrected_intent):
-            raise ValueError("give a rating, a corrected_reply or a corrected_intent")
+        if not (self.rating or self.corrected_reply or self.corrected_intent
+                or self.corrected_slots is not None):
+            raise ValueError("give a rating, a corrected_reply, a corrected_intent or "
+                             "corrected_slots")
         return self
 
 
 class RankedIntent(BaseModel):
     intent: str
     probability: float
+
+
+# NLU runs only: absent (not null) in the answers of an intent run, which stay as they were
+def _nlu_only():
+    return Field(None, exclude_if=lambda value: value is None)
+
+
+class SlotValue(BaseModel):
+    """A predicted slot (NLU runs): offsets into the text, end exclusive."""
+
+    slot: str
+    value: str
+    start: int
+    end: int
+    confidence: float
 
 
 class IntentResult(BaseModel):
@@ -119,6 +147,7 @@ class IntentResult(BaseModel):
     out_of_scope: bool
     intents: list[RankedIntent]
     latency_ms: float
+    slots: list[SlotValue] | None = _nlu_only()
 
 
 class IntentResponse(BaseModel):
@@ -135,6 +164,7 @@ class TurnIntent(BaseModel):
     confidence: float | None = None
     out_of_scope: bool = False
     fallback: bool = False
+    slots: list[SlotValue] | None = _nlu_only()
 
 
 class Usage(BaseModel):

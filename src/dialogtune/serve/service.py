@@ -122,7 +122,7 @@ class DialogueService:
                                  model=self.intents.name, intent=result["intent"],
                                  confidence=result["confidence"],
                                  out_of_scope=result["out_of_scope"],
-                                 latency_ms=result["latency_ms"]))
+                                 latency_ms=result["latency_ms"], slots=result.get("slots")))
         await self._log(rows)
         return {"object": "list", "model": self.intents.name,
                 "threshold": self.intents.threshold, "data": results}
@@ -179,12 +179,18 @@ class DialogueService:
 
     async def read_turn(self, messages: list[dict]) -> dict:
         """Intent and confidence of the last user turn (nulls without an intent model)."""
-        users = [m["content"] for m in messages if m["role"] == "user"]
+        users = [i for i, m in enumerate(messages) if m["role"] == "user"]
         if self.intents is None or not users:
             return {"intent": None, "confidence": None, "out_of_scope": False, "fallback": False}
-        (result,) = await self.intents.read(users[-1:], 1)
-        return {"intent": result["intent"], "confidence": result["confidence"],
+        last = users[-1]
+        before = messages[last - 1] if last > 0 else None  # the question it answers (NLU)
+        context = before["content"] if before and before["role"] == "assistant" else None
+        (result,) = await self.intents.read([messages[last]["content"]], 1, [context])
+        turn = {"intent": result["intent"], "confidence": result["confidence"],
                 "out_of_scope": result["out_of_scope"], "fallback": False}
+        if "slots" in result:
+            turn["slots"] = result["slots"]
+        return turn
 
     async def complete(self, request: ChatCompletionRequest,
                        receive: Callable[[], Awaitable[dict]] | None = None) -> dict:
@@ -268,7 +274,8 @@ class DialogueService:
         await self._log([Exchange(
             pending.id, "chat", pending.messages, reply, str(self.chat.name), turn["intent"],
             turn["confidence"], turn["out_of_scope"], turn["fallback"],
-            round((time.perf_counter() - pending.started) * 1000, 3), pending.options)])
+            round((time.perf_counter() - pending.started) * 1000, 3), pending.options,
+            slots=turn.get("slots"))])
 
     async def _log(self, rows: list[Exchange]) -> None:
         if self.store is not None and rows:
@@ -286,13 +293,36 @@ class DialogueService:
             raise APIError(400, f"corrected_reply exceeds {limit} characters",
                            "correction_too_long", "corrected_reply")
         try:
+            slots = await asyncio.to_thread(self._checked_slots, request)
             row_id = await asyncio.to_thread(
                 self.store.add_feedback, request.completion_id, request.rating,
-                request.corrected_reply, request.corrected_intent, request.comment, provenance)
+                request.corrected_reply, request.corrected_intent, request.comment, provenance,
+                slots)
         except KeyError:
             raise APIError(404, f"no logged exchange with id '{request.completion_id}'",
                            "unknown_completion_id", "completion_id") from None
         return {"object": "feedback", "id": row_id, "completion_id": request.completion_id}
+
+    def _checked_slots(self, request: FeedbackRequest) -> list[dict] | None:
+        """``corrected_slots`` as stored, once checked against the logged user turn: in
+        bounds, not overlapping, not cutting a word (the NLU readers' rules); a 400 naming
+        the slot otherwise. KeyError for an unknown exchange."""
+        if request.corrected_slots is None:
+            return None
+        from ..data.formats.nlu_spans import check_spans
+        from ..data.records import Span
+
+        text = self.store.user_text(request.completion_id)
+        spans = [Span(s.slot, s.start, s.end) for s in request.corrected_slots]
+        if spans and text is None:
+            raise APIError(400, "the exchange has no user turn to put slots on",
+                           "invalid_slots", "corrected_slots")
+        problem = check_spans(text or "", spans) if spans else None
+        if problem is not None:
+            raise APIError(400, f"corrected_slots[{problem[0]}]: {problem[1]}",
+                           "invalid_slots", f"corrected_slots[{problem[0]}]")
+        return [{"slot": s.slot, "start": s.start, "end": s.end} for s in spans]
+
 
 async def _aiter(source) -> AsyncIterator[str]:
     """Iterate a list or an async iterator alike."""

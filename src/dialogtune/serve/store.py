@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS exchanges (
     out_of_scope INTEGER NOT NULL DEFAULT 0,
     fallback INTEGER NOT NULL DEFAULT 0,
     latency_ms REAL,
-    params TEXT                      -- JSON of the generation settings
+    params TEXT,                     -- JSON of the generation settings
+    slots TEXT                       -- NLU runs: JSON list of the predicted slots
 );
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -51,14 +52,19 @@ CREATE TABLE IF NOT EXISTS feedback (
     source TEXT,                     -- 'web' (a browser: Origin header) | 'api'
     client TEXT,                     -- the client's address
     origin TEXT,                     -- the Origin header a browser sent
-    key_fingerprint TEXT             -- sha256 prefix of the API key used, never the key
+    key_fingerprint TEXT,            -- sha256 prefix of the API key used, never the key
+    corrected_slots TEXT             -- JSON list of {"slot", "start", "end"} (NLU)
 );
 CREATE INDEX IF NOT EXISTS feedback_completion ON feedback(completion_id);
 """
 
 
 # Columns added after the first release: logs written before them gain them on open.
-ADDED_COLUMNS = {"feedback": ("source", "client", "origin", "key_fingerprint")}
+ADDED_COLUMNS = {"feedback": ("source", "client", "origin", "key_fingerprint",
+                              "corrected_slots"),
+                 "exchanges": ("slots",)}
+EXCHANGE_COLUMNS = ("id", "created", "kind", "model", "messages", "reply", "intent",
+                    "confidence", "out_of_scope", "fallback", "latency_ms", "params", "slots")
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,7 @@ class Exchange:
     latency_ms: float | None = None
     params: dict = field(default_factory=dict)
     created: float = field(default_factory=time.time)
+    slots: list[dict] | None = None  # NLU runs: the predicted slots of the last user turn
 
 
 @dataclass
@@ -107,6 +114,7 @@ class Reviewed:
     rating: str | None = None
     corrected_reply: str | None = None
     corrected_intent: str | None = None
+    corrected_slots: list[dict] | None = None
 
 
 class ConversationStore:
@@ -132,17 +140,20 @@ class ConversationStore:
         """Insert exchanges in one transaction, committed before returning."""
         values = [(r.id, r.created, r.kind, r.model, json.dumps(r.messages), r.reply, r.intent,
                    r.confidence, int(r.out_of_scope), int(r.fallback), r.latency_ms,
-                   json.dumps(r.params)) for r in rows]
+                   json.dumps(r.params), None if r.slots is None else json.dumps(r.slots))
+                  for r in rows]
         with self._lock:
             if self._db is None:
                 raise RuntimeError("the conversation log is closed")
-            self._db.executemany("INSERT INTO exchanges VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                                 values)
+            self._db.executemany(
+                f"INSERT INTO exchanges ({', '.join(EXCHANGE_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(EXCHANGE_COLUMNS))})", values)
             self._db.commit()
 
     def add_feedback(self, completion_id: str, rating: str | None = None,
                      corrected_reply: str | None = None, corrected_intent: str | None = None,
-                     comment: str | None = None, provenance: Provenance | None = None) -> int:
+                     comment: str | None = None, provenance: Provenance | None = None,
+                     corrected_slots: list[dict] | None = None) -> int:
         """Record feedback on a logged exchange; KeyError when the id is unknown."""
         origin = provenance or Provenance()
         with self._lock:
@@ -152,12 +163,24 @@ class ConversationStore:
                 raise KeyError(completion_id)
             cursor = self._db.execute(
                 "INSERT INTO feedback (completion_id, created, rating, corrected_reply, "
-                "corrected_intent, comment, source, client, origin, key_fingerprint) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "corrected_intent, comment, source, client, origin, key_fingerprint, "
+                "corrected_slots) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (completion_id, time.time(), rating, corrected_reply, corrected_intent, comment,
-                 origin.source, origin.client, origin.origin, origin.key_fingerprint))
+                 origin.source, origin.client, origin.origin, origin.key_fingerprint,
+                 None if corrected_slots is None else json.dumps(corrected_slots)))
             self._db.commit()
             return int(cursor.lastrowid)
+
+    def user_text(self, completion_id: str) -> str | None:
+        """The last user turn of a logged exchange (what its slots index); KeyError when
+        the id is unknown, None when it has no user turn."""
+        with self._lock:
+            found = self._db.execute("SELECT messages FROM exchanges WHERE id = ?",
+                                     (completion_id,)).fetchone()
+        if not found:
+            raise KeyError(completion_id)
+        users = [m.get("content") for m in json.loads(found[0]) if m.get("role") == "user"]
+        return users[-1] if users else None
 
     def count(self, kind: str | None = None) -> int:
         with self._lock:
@@ -231,6 +254,9 @@ def read_reviewed(path: str | Path) -> list[Reviewed]:
         for name in ("rating", "corrected_reply", "corrected_intent"):
             if note[name] is not None:
                 setattr(target, name, note[name])
+        # logs from before corrected slots lack the column (read-only: not migrated)
+        if "corrected_slots" in note.keys() and note["corrected_slots"] is not None:
+            target.corrected_slots = json.loads(note["corrected_slots"])
     return list(reviewed.values())
 
 
@@ -239,4 +265,6 @@ def _exchange(row: sqlite3.Row) -> Exchange:
                     reply=row["reply"], model=row["model"], intent=row["intent"],
                     confidence=row["confidence"], out_of_scope=bool(row["out_of_scope"]),
                     fallback=bool(row["fallback"]), latency_ms=row["latency_ms"],
-                    params=json.loads(row["params"] or "{}"), created=row["created"])
+                    params=json.loads(row["params"] or "{}"), created=row["created"],
+                    slots=json.loads(row["slots"]) if "slots" in row.keys() and row["slots"]
+                    else None)

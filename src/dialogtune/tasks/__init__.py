@@ -19,6 +19,7 @@ _MODULES = {
     "intent": "intent",
     "chat": "chat",
     "pretrain": "pretrain",
+    "nlu": "nlu",
 }
 
 

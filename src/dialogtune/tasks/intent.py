@@ -64,9 +64,16 @@ def load_intent_data(cfg: RunConfig) -> IntentData:
     records = read_intent_records(cfg, data.train)
     for warning in rare_label_warnings(records, data.min_examples_warning):
         log.warning(warning)
-    if data.eval:
-        validation = read_intents(data.eval, data.text_column, data.label_column,
-                                  require_labels=1)
+    validation = read_intents(data.eval, data.text_column, data.label_column,
+                              require_labels=1) if data.eval else None
+    return split_intent_data(cfg, records, validation)
+
+
+def split_intent_data(cfg: RunConfig, records: list, validation: list | None) -> IntentData:
+    """Training records and the validation set (given, or held out stratified), checked,
+    with the label map of the training part. Any records with ``text`` and ``label``."""
+    data = cfg.data
+    if validation is not None:
         train = records
     else:
         train, validation = stratified_split(records, data.val_fraction, cfg.train.seed)
@@ -102,6 +109,15 @@ def validation_loss(probs, records, labels: LabelMap) -> float:
     return float(-np.mean(np.log(np.clip(picked, 1e-12, 1.0)))) if picked else float("inf")
 
 
+def intent_validation_metrics(probs, records, labels: LabelMap) -> dict:
+    """What each epoch's validation reports for the intent head (and selects on)."""
+    scores = score_probabilities(probs, records, labels)
+    metrics = {k: scores[k] for k in ("accuracy", "macro_f1", "macro_precision",
+                                      "macro_recall")}
+    metrics["loss"] = validation_loss(probs, records, labels)
+    return metrics
+
+
 def intent_loss(label_smoothing: float):
     def loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         labels = batch.pop("labels")
@@ -128,11 +144,7 @@ def train_intent(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
 
     def validate(m) -> dict:
         probs = batched_probabilities(m, tokenizer, [r.text for r in data.validation], max_length)
-        scores = score_probabilities(probs, data.validation, data.labels)
-        metrics = {k: scores[k] for k in ("accuracy", "macro_f1", "macro_precision",
-                                          "macro_recall")}
-        metrics["loss"] = validation_loss(probs, data.validation, data.labels)
-        return metrics
+        return intent_validation_metrics(probs, data.validation, data.labels)
 
     result = fit(model, batches, intent_loss(cfg.train.label_smoothing),
                  validate if data.validation else None, cfg.train, run.path,
@@ -144,18 +156,25 @@ def train_intent(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
 
 def _write_intent_run(run: RunDir, model, tokenizer, data: IntentData, cfg: RunConfig,
                       result: FitResult, trainable: int, total: int, max_length: int,
-                      source: str) -> dict:
+                      source: str, probabilities=None, extra: dict | None = None) -> dict:
+    """Write the run's files (summary, metrics, curves, weights last). ``probabilities``
+    (records → intent probabilities; default: the intent classifier's) calibrates the
+    out-of-scope threshold; ``extra`` adds task-specific summary fields."""
     from accelerate import PartialState
 
-    summary = {"task": "intent", "model": cfg.model.name, "model_source": source,
+    if probabilities is None:
+        def probabilities(records):
+            return batched_probabilities(model, tokenizer, [r.text for r in records],
+                                         max_length)
+    summary = {"task": cfg.task, "model": cfg.model.name, "model_source": source,
                "strategy": cfg.strategy.name, "trainable_parameters": trainable,
                "total_parameters": total, "train_examples": len(data.train),
                "validation_examples": len(data.validation), "labels": len(data.labels),
                "steps": result.steps, "train_seconds": round(result.train_seconds, 2),
-               "best_epoch": result.best_epoch, "stopped_early": result.stopped_early}
+               "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
+               **(extra or {})}
     if data.validation:
-        probs = batched_probabilities(model, tokenizer, [r.text for r in data.validation],
-                                      max_length)
+        probs = probabilities(data.validation)
         summary["oos_threshold"] = calibrate_oos_threshold(probs, data.validation, data.labels)
     if not PartialState().is_main_process:
         return summary

@@ -44,6 +44,20 @@ function showIntent(userEl, turn) {
   badge.textContent = `intent: ${turn.intent} · ${(turn.confidence * 100).toFixed(1)}%` +
     (turn.fallback ? " · fallback reply" : "");
   userEl.appendChild(badge);
+  // NLU runs: the turn's slots, one "slot = value" chip each (textContent: never HTML)
+  if (Array.isArray(turn.slots) && turn.slots.length) {
+    const slots = document.createElement("span");
+    slots.className = "slots";
+    for (const s of turn.slots) {
+      const chip = document.createElement("span");
+      chip.className = "slot";
+      chip.dataset.slot = s.slot;
+      chip.title = `${s.start}:${s.end} · ${(s.confidence * 100).toFixed(1)}%`;
+      chip.textContent = `${s.slot} = ${s.value}`;
+      slots.appendChild(chip);
+    }
+    userEl.appendChild(slots);
+  }
 }
 
 // Parse "data: ..." server-sent events out of the byte stream, one callback per event.

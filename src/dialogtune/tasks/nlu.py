@@ -1,0 +1,134 @@
+"""The NLU task: joint intent + slot training (one encoder, two heads), its evaluation and
+its ``TASK`` entry.
+
+Built from the intent task's pieces: the same validation split, data checks, label map,
+head learning rate, best-epoch selection, out-of-scope calibration and run files
+(``tasks.intent``), plus the slot label map (``slot_labels.json``). Data: any of the
+four NLU formats (``data.formats.nlu``: JSONL with slots, Rasa YAML, dialogue JSONL user
+turns, CoNLL BIO); ``data.context=previous`` reads each dialogue user turn with the
+assistant turn before it, in training and wherever the run is used.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from accelerate.utils import set_seed
+
+from ..checkpoint import write_json_atomic
+from ..config import RunConfig, read_run_config
+from ..data.encode.nlu import nlu_batches
+from ..data.encode.slots import SlotLabelMap
+from ..data.formats.nlu import read_nlu_examples
+from ..data.quality.checks import rare_label_warnings
+from ..errors import DataError, DialogtuneError
+from ..evaluate.intent import evaluate_intent
+from ..evaluate.slots import sentence_accuracy, slot_report, slot_scores
+from ..nlu_model import load_nlu_model, nlu_loss
+from ..nlu_predictor import NluPredictor, uses_context
+from ..strategies import CLASSIFIER
+from ..train import Objective, fit
+from .base import Task
+from .intent import (_write_intent_run, head_learning_rate, intent_validation_metrics,
+                     split_intent_data)
+from .steps import adapt_model, learning_rate, start_run
+
+log = logging.getLogger("dialogtune")
+# The intent of examples whose format has none (a CoNLL sentence without '# intent:'):
+# a slot-only data set trains a one-intent model.
+NO_INTENT = "none"
+
+
+def read_nlu_records(cfg: RunConfig, path: str) -> list:
+    """The NLU examples of one file (any of the four formats), with the run's settings."""
+    fmt = cfg.data.format if cfg.data.format not in (None, "auto") else "auto"
+    examples = read_nlu_examples(path, fmt=fmt, context=uses_context(cfg),
+                                 text_column=cfg.data.text_column,
+                                 intent_column=cfg.data.label_column)
+    return [e if e.intent is not None else replace(e, intent=NO_INTENT) for e in examples]
+
+
+def train_nlu(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
+    """Train a joint intent + slot model and write its run directory; returns the summary."""
+    cfg, run, fingerprint = start_run(TASK, cfg, resume)
+    if not cfg.data.train:
+        raise DataError("no training data given (--data)")
+    records = read_nlu_records(cfg, cfg.data.train)
+    for warning in rare_label_warnings(records, cfg.data.min_examples_warning):
+        log.warning(warning)
+    given = read_nlu_records(cfg, cfg.data.eval) if cfg.data.eval else None
+    data = split_intent_data(cfg, records, given)
+    slots = SlotLabelMap.from_examples(data.train)
+    if not slots.slots:
+        log.warning("the training data has no slot spans: the slot head learns only 'O'")
+    write_json_atomic(data.labels.to_json(), run.label_map)
+    write_json_atomic(slots.to_json(), run.slot_labels)
+    set_seed(cfg.train.seed)  # before the heads and adapters are built (see tasks.intent)
+    model, tokenizer, source = load_nlu_model(cfg.model.name, data.labels.labels, slots,
+                                              cfg.model.pooling, cfg.model.dropout,
+                                              cfg.model.trust_remote_code,
+                                              cfg.model.allow_pickle)
+    model, trainable, total = adapt_model(model, cfg, CLASSIFIER)
+    max_length = cfg.data.max_length or 64
+    batches = nlu_batches(tokenizer, data.train, data.labels, slots, max_length,
+                          cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length,
+                          use_context=uses_context(cfg))
+
+    def predictor(m) -> NluPredictor:
+        return NluPredictor(m, tokenizer, data.labels, slots, cfg)
+
+    def validate(m) -> dict:
+        was_training = m.training
+        reader = predictor(m)  # puts m in eval mode
+        texts, contexts = [r.text for r in data.validation], [r.context for r in data.validation]
+        probs, slots = reader.read(texts, contexts)
+        frames = reader.to_frames(texts, probs, slots)
+        m.train(was_training)
+        metrics = intent_validation_metrics(probs, data.validation, data.labels)
+        metrics.update(slot_scores(data.validation, frames))
+        metrics["sentence_accuracy"] = sentence_accuracy(data.validation, frames)
+        return metrics
+
+    def probabilities(items):
+        return predictor(model).probabilities([r.text for r in items],
+                                              [r.context for r in items])
+
+    # sentence accuracy (intent and every slot right) picks the epoch; ties: intent loss
+    result = fit(model, batches, nlu_loss(cfg.train.label_smoothing),
+                 validate if data.validation else None, cfg.train, run.path,
+                 learning_rate(cfg, CLASSIFIER), head_learning_rate(cfg.train),
+                 Objective("sentence_accuracy", tie_breaker="loss"), resume, callbacks,
+                 fingerprint)
+    return _write_intent_run(run, model, tokenizer, data, cfg, result, trainable, total,
+                             max_length, source, probabilities,
+                             {"slot_types": len(slots.slots)})
+
+
+def evaluate_nlu_run(run: str | Path, data: str, output: Path | None = None,
+                     base: bool = False, oos_threshold: float | None = None,
+                     policy=None) -> dict:
+    """``dialogtune eval`` on an NLU run: every intent metric, then the slot metrics
+    (``slot_f1``, ``slot_precision``, ``slot_recall``, ``sentence_accuracy``,
+    ``per_slot``, ``slot_errors``)."""
+    if base:
+        raise DialogtuneError("--base applies to chat runs: the NLU heads start random")
+    cfg = read_run_config(Path(run))
+    records = read_nlu_records(cfg, data)
+    out_dir = Path(output).parent if output else Path(run) / "eval"
+    predictor = NluPredictor.from_run(run, policy)
+    metrics = evaluate_intent(predictor, records, out_dir, oos_threshold)
+    frames = predictor.frames([r.text for r in records], [r.context for r in records])
+    metrics.update(slot_report(records, frames))
+    write_json_atomic(metrics, Path(output) if output else out_dir / "metrics.json")
+    return metrics
+
+
+# Defaults: the intent task's (measured on BANKING77) until benchmarks/nlu_snips.py
+# measures the joint model's own.
+TASK = Task("nlu", CLASSIFIER,
+            defaults={"model": {"name": "minilm"}, "strategy": {"name": "full"},
+                      "data": {"max_length": 64}, "train": {"epochs": 2, "min_steps": 100}},
+            train=train_nlu, evaluate=evaluate_nlu_run, load_predictor=NluPredictor.from_run,
+            read_data=read_nlu_records)
