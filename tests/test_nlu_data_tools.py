@@ -115,7 +115,7 @@ def test_dialogue_turn_slots_are_checked_with_task_nlu(tmp_path):
          "slots": [{"slot": "amount", "start": 5, "end": 8}]}]}
     path = jsonl(tmp_path / "d.jsonl", [dialogue])
     assert check(path)["kind"] == "dialogue"  # a dialogue file stays one by default
-    report = check(path, task="nlu")
+    report = check(path, kind="nlu")
     assert report["kind"] == "nlu" and report["records"] == 1
     assert [(p["line"], p["field"]) for p in report["slots"]["span_problems"]] == [
         (1, "messages[2].slots[0]")]
@@ -201,7 +201,7 @@ def test_cli_check_task_nlu_writes_the_slot_section(tmp_path, tiny_bert, capsys)
                               "slots": [{"slot": "amount", "start": 4, "end": 7}]},
                              {"role": "assistant", "content": "Done."}]}
     path, out = jsonl(tmp_path / "d.jsonl", [dialogue]), tmp_path / "r.json"
-    assert main(["data", "check", str(path), "--task", "nlu", "--output", str(out),
+    assert main(["data", "check", str(path), "--kind", "nlu", "--output", str(out),
                  "--model", tiny_bert]) == 0
     assert json.loads(out.read_text())["slots"]["counts"] == {"amount": 1}
     assert "slots: 1 type(s)" in capsys.readouterr().out

@@ -39,7 +39,7 @@ def check(
     train: Path = typer.Argument(..., help="Intent CSV/JSONL, NLU data (JSONL with slots, "
                                  "Rasa YAML, CoNLL) or chat/ShareGPT/Alpaca JSONL."),
     test: Optional[Path] = typer.Option(None, "--test", help="Test file, for leakage."),
-    task: str = typer.Option("auto", "--task",
+    kind: str = typer.Option("auto", "--kind",
                              help="auto | intent | dialogue | nlu (nlu checks the slot "
                                   "spans of dialogue turns too)."),
     output: Optional[Path] = typer.Option(None, "--output", help="JSON report to write."),
@@ -58,7 +58,7 @@ def check(
     from ..data.quality.report import print_summary, write_html, write_json
 
     _outputs(output, html)
-    options = CheckOptions(model, max_length, near, min_count, text_column, label_column, task)
+    options = CheckOptions(model, max_length, near, min_count, text_column, label_column, kind)
     report = check_files(train, test, options)
     print_summary(report)
     if output:

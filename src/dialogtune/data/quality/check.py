@@ -20,7 +20,7 @@ for intent and dialogue data so tools can read either:
 - ``counts``: the number of findings of each kind, for a quick look or a CI gate.
 
 NLU data (``kind`` "nlu": JSONL records with ``slots``, Rasa YAML with entity annotations,
-CoNLL ``.conll``/``.bio``/``.iob`` files, and dialogue turns with ``task="nlu"``) gets every
+CoNLL ``.conll``/``.bio``/``.iob`` files, and dialogue turns with ``kind="nlu"``) gets every
 intent finding, computed on its utterances and intents, plus the ``slots`` section. Its
 span problems are listed there rather than under ``malformed``.
 """
@@ -41,7 +41,7 @@ from .slots import slot_findings, split_problems
 from .near_dup import similar_pairs, word_shingles
 
 DEFAULT_MODELS = {"intent": "minilm", "dialogue": "smollm2", "nlu": "minilm"}
-TASKS = ("auto", "intent", "dialogue", "nlu")
+KINDS = ("auto", "intent", "dialogue", "nlu")
 
 
 @dataclass
@@ -54,17 +54,18 @@ class CheckOptions:
     min_count: int = 10
     text_column: str | None = None
     label_column: str | None = None
-    task: str = "auto"  # auto, intent, dialogue or nlu (see the module doc)
+    kind: str = "auto"  # the data kind: auto, intent, dialogue or nlu (module doc)
 
 
 def read_checked(path: str | Path, options: CheckOptions) -> Loaded:
-    """Read ``path`` leniently as the task says (``auto``: NLU when it looks like it)."""
-    if options.task not in TASKS:
-        raise DialogtuneError(f"unknown task '{options.task}'; choose one of {', '.join(TASKS)}")
-    if options.task == "nlu" or options.task == "auto" and looks_like_nlu(path):
+    """Read ``path`` leniently as the data kind says (``auto``: NLU when it looks like it)."""
+    if options.kind not in KINDS:
+        raise DialogtuneError(f"unknown data kind '{options.kind}'; choose one of "
+                              f"{', '.join(KINDS)}")
+    kind = None if options.kind == "auto" else options.kind
+    if kind == "nlu" or kind is None and looks_like_nlu(path):
         return read_nlu(path, strict=False, text_column=options.text_column,
                         intent_column=options.label_column)
-    kind = None if options.task == "auto" else options.task
     return read(path, kind, strict=False, text_column=options.text_column,
                 label_column=options.label_column)
 
