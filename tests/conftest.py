@@ -34,7 +34,9 @@ def _tiny_tokenizer(folder: Path):
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(WORDS)]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    # transformers 5 ignores ``vocab_file`` here (every token became [UNK]): pass the map
+    tokenizer = BertTokenizerFast(vocab={word: i for i, word in enumerate(vocab)},
+                                  do_lower_case=True)
     tokenizer.save_pretrained(folder)
     return tokenizer
 
