@@ -120,7 +120,7 @@ def predict(
     """Top-k intents with probabilities for each utterance."""
     from .commands.chat import load_policy
     from .data.files import read_text
-    from .predictor import Predictor
+    from .inference.intent import Predictor
 
     items = list(texts or [])
     if file is not None:

@@ -30,7 +30,7 @@ def _fresh_output(output: Path) -> None:
 def run_intent_demo(output: Path, examples: Path = EXAMPLES) -> dict:
     """Train on the example intents, evaluate on the held-out file, show predictions."""
     from . import evaluate_run, load_config, train_run
-    from .predictor import Predictor
+    from .inference.intent import Predictor
 
     run = output / "intent"
     cfg = load_config(None, None, **{"task": "intent", "output": str(run),

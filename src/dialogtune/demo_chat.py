@@ -56,7 +56,7 @@ def _train(run: Path, threads: int) -> dict:
 
 def _score(run: Path) -> tuple[list, dict]:
     """Held-out perplexity and the first replies, base model then tuned run."""
-    from .chat_predictor import ChatPredictor
+    from .inference.chat import ChatPredictor
     from .data.formats import read_dialogues
     from .evaluate.chat import generate_replies, generation_samples, perplexity_metrics
 

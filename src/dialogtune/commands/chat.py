@@ -17,7 +17,7 @@ PICKLE_HELP = "Load .bin/.pt (pickle) weights, which can run code when loaded."
 
 def load_policy(trust_remote_code: bool, allow_pickle: bool):
     """The command line's ``LoadPolicy``: the only thing that may allow code on load."""
-    from ..models import LoadPolicy
+    from ..models.loading import LoadPolicy
 
     return LoadPolicy(trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
 
@@ -32,7 +32,7 @@ def chat(
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
 ) -> None:
     """Talk to a model in the terminal: streamed replies, multi-turn memory."""
-    from ..chat_predictor import ChatPredictor
+    from ..inference.chat import ChatPredictor
 
     predictor = ChatPredictor.load(run, load_policy(trust_remote_code, allow_pickle))
     typer.echo(f"dialogtune chat with {predictor.name}. {HELP}")
@@ -73,7 +73,7 @@ def generate(
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
 ) -> None:
     """Reply to each record's conversation; writes it back with the reply appended."""
-    from ..chat_predictor import ChatPredictor
+    from ..inference.chat import ChatPredictor
     from ..data.formats import read_dialogues
     from ..data.formats.dialogue import dialogue_to_chat_json
     from ..data.records import Message
@@ -108,7 +108,7 @@ def export(
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
 ) -> None:
     """Export a run as a Hugging Face folder, a peft adapter folder, or GGUF."""
-    from ..export import export_run
+    from ..export.hf import export_run
 
     if not (run / "config.yaml").exists():
         raise DialogtuneError(f"{run}: not a dialogtune run (no config.yaml)")

@@ -175,7 +175,7 @@ def inspect(
 ) -> None:
     """Show one dialogue as training sees it: trained tokens highlighted, token counts."""
     from ..data.encode.inspect import inspect_dialogue, print_inspection
-    from ..models import load_tokenizer, resolve_source
+    from ..models.loading import load_tokenizer, resolve_source
 
     tokenizer = load_tokenizer(resolve_source(model))
     print_inspection(inspect_dialogue(tokenizer, str(data), index, data_format, max_length))

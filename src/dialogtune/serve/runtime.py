@@ -27,7 +27,7 @@ def check_safe_source(source: str | Path, allow_pickle: bool = False) -> None:
     """
     from ..config import read_run_config
     from ..errors import DialogtuneError
-    from ..models import check_safe_weights
+    from ..models.loading import check_safe_weights
 
     path = Path(source)
     if (path / "config.yaml").exists():
@@ -42,9 +42,9 @@ def check_safe_source(source: str | Path, allow_pickle: bool = False) -> None:
 def load_models(intent_run: str | Path | None, chat: str | Path | None,
                 allow_pickle: bool = False):
     """(intent Predictor | None, ChatPredictor | None), each loaded once, safe sources only."""
-    from ..chat_predictor import ChatPredictor
-    from ..models import LoadPolicy
-    from ..predictor import Predictor
+    from ..inference.chat import ChatPredictor
+    from ..inference.intent import Predictor
+    from ..models.loading import LoadPolicy
 
     for source in (intent_run, chat):
         if source:

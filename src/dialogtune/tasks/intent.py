@@ -22,8 +22,8 @@ from ..data.transform.split import stratified_split
 from ..errors import DataError, DialogtuneError
 from ..evaluate.intent import calibrate_oos_threshold, evaluate_intent, score_probabilities
 from ..evaluate.plots import plot_training_curves
-from ..models import load_intent_model
-from ..predictor import Predictor, batched_probabilities
+from ..inference.intent import Predictor, batched_probabilities
+from ..models.loading import load_intent_model
 from ..runs.layout import RunDir
 from ..strategies import CLASSIFIER
 from ..train import FitResult, Objective, fit

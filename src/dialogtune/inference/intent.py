@@ -9,13 +9,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import load_trainable
-from .config import RunConfig, read_run_config
-from .data.encode.intent import LabelMap, encode_texts
-from .data.encode.batching import pad_batch
-from .models import LoadPolicy, load_intent_model
-from .runs.layout import RunDir
-from .strategies import CLASSIFIER, apply_strategy
+from ..checkpoint import load_trainable
+from ..config import RunConfig, read_run_config
+from ..data.encode.intent import LabelMap, encode_texts
+from ..data.encode.batching import pad_batch
+from ..models.loading import LoadPolicy, load_intent_model
+from ..runs.layout import RunDir
+from ..strategies import CLASSIFIER, apply_strategy
 
 
 @torch.no_grad()
