@@ -79,6 +79,18 @@ def test_components_never_import_tasks():
     assert not offenders, offenders
 
 
+def test_data_never_imports_serve():
+    offenders = []
+    for module, path in _modules():
+        if not module.startswith("dialogtune.data"):
+            continue
+        found = imported_names(path.read_text(encoding="utf-8"), module,
+                               path.name == "__init__.py")
+        offenders += [f"{module} imports {name}" for name in sorted(found)
+                      if name.startswith("dialogtune.serve")]
+    assert not offenders, offenders
+
+
 def test_run_users_import_only_the_task_registry():
     offenders = []
     for module, path in _modules():

@@ -156,7 +156,7 @@ def export_logs(
         help="Only exchanges a person rated up or corrected (the safe choice for retraining)."),
 ) -> None:
     """Logged conversations → training data: corrections applied, thumbs-down dropped."""
-    from ..serve.export import export_logs as write_export
+    from ..data.transform.log_export import export_logs as write_export
 
     count = write_export(db, output, fmt, reviewed_only)
     typer.echo(f"wrote {count} {fmt} examples to {output}")
