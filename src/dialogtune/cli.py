@@ -18,7 +18,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 log = logging.getLogger("dialogtune")
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """Keep the terminal for dialogtune's own progress and results.
 
     Environment variables rather than transformers' logging calls, so that commands which
@@ -151,7 +151,7 @@ _register_commands()
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: user errors become one line on stderr and exit code 2."""
     logging.basicConfig(level=logging.INFO, format="dialogtune: %(message)s")
-    _quiet_libraries()
+    quiet_libraries()
     try:
         app(args=argv, standalone_mode=False)
     except DialogtuneError as exc:

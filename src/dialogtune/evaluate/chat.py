@@ -117,17 +117,18 @@ def evaluate_run_on(run: Path, data: str, output: Path | None, base: bool,
     ``policy``: what the command line allows (remote code, pickle); default neither.
     ``documents``: the run learned documents, so score perplexity over document blocks (a
     document file, ``.txt``/``.md``, is scored that way for any run)."""
-    from ..inference.chat import ChatPredictor
     from ..checkpoint import write_json_atomic
     from ..config import read_run_config
     from ..data.formats import read_dialogues
     from ..data.formats.documents import is_document_path
+    from ..inference.chat import ChatPredictor
     from ..models.loading import LoadPolicy
+    from ..runs.layout import RunDir
 
     cfg = read_run_config(run)
     policy = (policy or LoadPolicy()).for_run(cfg, run)
     name = "base" if base else "tuned"
-    output = Path(output) if output else run / "eval" / f"{name}_metrics.json"
+    output = Path(output) if output else RunDir(Path(run)).eval.named_metrics(name)
     if documents or is_document_path(data):
         return _evaluate_documents(run, cfg, data, output, base, policy)
     dialogues = read_dialogues(data, cfg.data.format)

@@ -80,7 +80,7 @@ class ChatPredictor:
 
     @classmethod
     def load(cls, name_or_run: str | Path, policy: LoadPolicy | None = None) -> "ChatPredictor":
-        if (Path(name_or_run) / "config.yaml").exists():
+        if RunDir(Path(name_or_run)).is_run():
             return cls.from_run(name_or_run, policy)
         return cls.from_model(str(name_or_run), policy)
 

@@ -28,9 +28,10 @@ def check_safe_source(source: str | Path, allow_pickle: bool = False) -> None:
     from ..config import read_run_config
     from ..errors import DialogtuneError
     from ..models.loading import check_safe_weights
+    from ..runs.layout import RunDir
 
     path = Path(source)
-    if (path / "config.yaml").exists():
+    if RunDir(path).is_run():
         cfg = read_run_config(path)
         if cfg.model.trust_remote_code:
             raise DialogtuneError(f"{path}: the run needs trust_remote_code, which the server "
