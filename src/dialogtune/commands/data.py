@@ -15,10 +15,6 @@ import typer
 data_app = typer.Typer(no_args_is_help=True, help="Check, clean, convert and split domain data.")
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(data_app, name="data")
-
-
 def _outputs(*paths: Optional[Path], folder: bool = False) -> None:
     """Check every output before any work: missing parent folders are created (as for
     every other output of the CLI) and a folder given for a file is a one-line error."""

@@ -13,6 +13,7 @@ from ..checkpoint import load_trainable
 from ..config import RunConfig, read_run_config
 from ..data.encode.intent import LabelMap, encode_texts
 from ..data.encode.batching import pad_batch
+from ..errors import DialogtuneError
 from ..models.loading import LoadPolicy, load_intent_model
 from ..runs.layout import RunDir
 from ..strategies import CLASSIFIER, apply_strategy
@@ -81,3 +82,16 @@ class Predictor:
             results.append({"text": text, "intents": ranked, "out_of_scope": bool(oos),
                             "latency_ms": elapsed_ms})
         return results
+
+
+def predict_texts(run: str | Path, texts: list[str], file: str | Path | None = None,
+                  top_k: int = 3, policy: LoadPolicy | None = None) -> list[dict]:
+    """``dialogtune predict``: the top-k intents of each text and of each line of ``file``."""
+    from ..data.files import read_text
+
+    items = list(texts or [])
+    if file is not None:
+        items += [line.strip() for line in read_text(file).splitlines() if line.strip()]
+    if not items:
+        raise DialogtuneError("nothing to classify: give TEXT arguments or --file")
+    return Predictor.from_run(run, policy).classify(items, top_k)
