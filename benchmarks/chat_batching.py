@@ -2,7 +2,7 @@
 
 Compares, on the same dialogues and the same optimizer step:
   - full-vocabulary logits at every position (what ``model(labels=...)`` does) vs the LM head
-    applied only where the next token is trained (``dialogtune.lm.lm_loss``);
+    applied only where the next token is trained (``dialogtune.models.lm.lm_loss``);
   - one dialogue per step vs several packed into one row (block-diagonal attention via
     position_ids) vs several right-padded rows (length-grouped);
   - LoRA dropout 0.05 vs 0.
@@ -56,7 +56,7 @@ def build(dropout: float):
     import torch
 
     from dialogtune.config import StrategyConfig
-    from dialogtune.models import load_causal_lm
+    from dialogtune.models.loading import load_causal_lm
     from dialogtune.strategies import CAUSAL_LM, apply_strategy
 
     torch.manual_seed(0)
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from dialogtune.data.encode.chat import encode_dialogues
     from dialogtune.data.formats import read_dialogues
-    from dialogtune.lm import lm_loss
+    from dialogtune.models.lm import lm_loss
 
     torch.set_num_threads(args.threads)
     rows = []

@@ -23,7 +23,7 @@ DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def run_recipe(train: Path, test: Path, lr: float, per_step: int, threads: int) -> dict:
-    from dialogtune.chat_predictor import ChatPredictor
+    from dialogtune.inference.chat import ChatPredictor
     from dialogtune.config import load_config
     from dialogtune.data.formats import read_dialogues
     from dialogtune.evaluate.chat import perplexity_metrics
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    from dialogtune.chat_predictor import ChatPredictor
+    from dialogtune.inference.chat import ChatPredictor
     from dialogtune.data.formats import read_dialogues
     from dialogtune.evaluate.chat import perplexity_metrics
 

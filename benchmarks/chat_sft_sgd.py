@@ -54,13 +54,13 @@ def score(predictor, args) -> dict:
 
 
 def run_base(args) -> dict:
-    from dialogtune.chat_predictor import ChatPredictor
+    from dialogtune.inference.chat import ChatPredictor
 
     return {"eval": score(ChatPredictor.from_model("smollm2"), args)}
 
 
 def run_ours(args, workdir: Path) -> dict:
-    from dialogtune.chat_predictor import ChatPredictor
+    from dialogtune.inference.chat import ChatPredictor
     from dialogtune.config import load_config
     from dialogtune.data.formats.dialogue import dialogue_to_chat_json
     from dialogtune.pipeline import train_run
@@ -104,9 +104,9 @@ def run_trl(args, workdir: Path) -> dict:
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    from dialogtune.chat_predictor import ChatPredictor
+    from dialogtune.inference.chat import ChatPredictor
     from dialogtune.data.encode.chat import encode_dialogues, message_dicts
-    from dialogtune.lm import load_lm
+    from dialogtune.models.lm import load_lm
 
     started = time.perf_counter()
     model, tokenizer, _ = load_lm("smollm2")  # plain float: TRL refuses a "GGUF" model

@@ -52,7 +52,7 @@ def run_peer(data: Path, out: Path, epochs: float) -> dict:
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer,
                               DataCollatorWithPadding, Trainer, TrainingArguments)
 
-    from dialogtune.models import resolve_source
+    from dialogtune.models.loading import resolve_source
 
     source = resolve_source("minilm")
     raw = load_dataset("csv", data_files={"train": str(data / "train.csv"),

@@ -45,7 +45,7 @@ def compare_rules(run: Path, test_csv: Path) -> list[dict]:
     from dialogtune.config import read_run_config
     from dialogtune.data.formats import read_intents
     from dialogtune.evaluate.intent import calibrate_oos_threshold, out_of_scope_report
-    from dialogtune.predictor import Predictor
+    from dialogtune.inference.intent import Predictor
     from dialogtune.tasks.intent import load_intent_data
 
     predictor = Predictor.from_run(run)

@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("test_csv")
     args = parser.parse_args()
     from dialogtune.data.formats import read_intents
-    from dialogtune.predictor import Predictor
+    from dialogtune.inference.intent import Predictor
 
     predictor = Predictor.from_run(args.run)
     train = read_intents(args.train_csv, "text", "category")

@@ -92,7 +92,7 @@ def run_peer(data: Path, out: Path, epochs: float, threads: int, limit: int | No
     from dialogtune.data.formats.conll import bio_spans
     from dialogtune.data.records import NluExample
     from dialogtune.evaluate.slots import slot_scores
-    from dialogtune.models import resolve_source
+    from dialogtune.models.loading import resolve_source
 
     torch.set_num_threads(threads)
     train, test = (read_nlu_examples(str(data / f"{s}.jsonl"))[:limit]

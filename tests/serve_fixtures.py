@@ -96,7 +96,7 @@ def slow_chat_predictor(chat_model: Path, delay: float = 0.02):
     Slowing the model itself (not the consumer, as ``SlowChat`` does) lets a test see
     whether the generating thread really stops: the list stops growing.
     """
-    from dialogtune.chat_predictor import ChatPredictor
+    from dialogtune.inference.chat import ChatPredictor
 
     chat, calls = ChatPredictor.load(chat_model), []
 
@@ -112,7 +112,7 @@ def generation_threads() -> list:
     """The live threads generating for a ChatPredictor."""
     import threading
 
-    from dialogtune import chat_predictor
+    from dialogtune.inference import chat as chat_predictor
 
     name = getattr(chat_predictor, "GENERATION_THREAD", "dialogtune-generation")
     return [t for t in threading.enumerate() if t.name == name]

@@ -16,7 +16,7 @@ from dialogtune.data.encode.documents import document_blocks
 from dialogtune.data.formats import read_documents
 from dialogtune.data.encode.inspect import inspect_dialogue
 from dialogtune.errors import DataError
-from dialogtune.lm import lm_loss, selected_logits, targets_and_mask, token_nll
+from dialogtune.models.lm import lm_loss, selected_logits, targets_and_mask, token_nll
 
 END = {"chatml": "<|im_end|>", "zephyr": "</s>"}
 MARKER = {"chatml": "<|im_start|>assistant\n", "zephyr": "<|assistant|>\n"}
@@ -192,7 +192,7 @@ def tiny_model(tmp_path_factory):
 def test_packed_dialogues_do_not_attend_across_boundaries(tiny_model, dialogues):
     """Each packed dialogue's logits equal its logits alone; without the position reset
     (one long sequence) they would not — so the check is sensitive. transformers only
-    detects packing without a KV cache, hence use_cache=False (as lm.py passes)."""
+    detects packing without a KV cache, hence use_cache=False (as models/lm.py passes)."""
     encoded, _ = encode_dialogues(build_tokenizer(), dialogues)
     packed = pack_sequences(encoded[:3])
     logits = tiny_model(input_ids=packed["input_ids"], position_ids=packed["position_ids"],
@@ -229,7 +229,7 @@ def test_selected_positions_follow_peft_virtual_tokens(dialogues):
     from pathlib import Path
 
     from dialogtune.config import StrategyConfig
-    from dialogtune.models import load_causal_lm
+    from dialogtune.models.loading import load_causal_lm
     from dialogtune.strategies import CAUSAL_LM, apply_strategy
 
     folder = build_model_folder(Path(tempfile.mkdtemp()))

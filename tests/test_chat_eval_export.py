@@ -11,7 +11,6 @@ import torch
 
 from chat_fixtures import (DIALOGUES, data, folder,  # noqa: F401
                            write_jsonl)
-from dialogtune.chat_predictor import ChatPredictor
 from dialogtune.cli import main
 from dialogtune.config import load_config
 from dialogtune.data.encode.chat import render, render_prompt_ids
@@ -19,7 +18,8 @@ from dialogtune.errors import DialogtuneError
 from dialogtune.evaluate.chat import generation_samples
 from dialogtune.evaluate.metrics import (corpus_bleu, lcs_length, mean_rouge_l, rouge_l,
                                          slot_value_recall)
-from dialogtune.export import export_run
+from dialogtune.export.hf import export_run
+from dialogtune.inference.chat import ChatPredictor
 from dialogtune.pipeline import evaluate_run, train_run
 
 
@@ -224,7 +224,7 @@ def test_gguf_rotary_permutation_is_what_transformers_undoes():
     import numpy as np
     from transformers.modeling_gguf_pytorch_utils import LlamaTensorProcessor
 
-    from dialogtune.gguf_export import permute_rotary
+    from dialogtune.export.gguf import permute_rotary
 
     weights = np.random.default_rng(0).normal(size=(24, 8)).astype(np.float32)
     for heads in (3, 6):
@@ -237,8 +237,8 @@ def test_gguf_rotary_permutation_is_what_transformers_undoes():
 def test_dequantized_gguf_model_loses_its_quantized_marks(folder):
     """The embedded model is cached from GGUF as float32 but its config still says GGUF:
     trainers refuse it and exports would claim GGUF. Other quantization configs stay."""
-    from dialogtune.lm import as_plain_model
-    from dialogtune.models import load_causal_lm
+    from dialogtune.models.lm import as_plain_model
+    from dialogtune.models.loading import load_causal_lm
 
     model, _, _ = load_causal_lm(folder)
     model.config.quantization_config = {"quant_method": "gguf", "dequantize": False}

@@ -13,14 +13,14 @@ import dialogtune.tasks.causal_lm as lm_run
 from chat_fixtures import (data, folder,  # noqa: F401
                            write_jsonl)
 from conftest import Interrupt
-from dialogtune.chat_predictor import ChatPredictor, load_chat_run
 from dialogtune.config import StrategyConfig, TrainConfig, load_config
 from dialogtune.data.encode.chat import encode_dialogues
 from dialogtune.data.encode.chat_batches import lm_batches
 from dialogtune.data.formats import read_dialogues
-from dialogtune.generation import decode
-from dialogtune.lm import lm_loss
-from dialogtune.models import load_causal_lm
+from dialogtune.inference.chat import ChatPredictor, load_chat_run
+from dialogtune.inference.generation import decode
+from dialogtune.models.lm import lm_loss
+from dialogtune.models.loading import load_causal_lm
 from dialogtune.pipeline import train_run
 from dialogtune.strategies import CAUSAL_LM, apply_strategy, names
 from dialogtune.train import fit
@@ -221,7 +221,7 @@ def test_embedded_smollm2_trains_and_evaluates(tmp_path, capsys, monkeypatch):
     assert tuned["assistant_tokens"] == base["assistant_tokens"] > 50
     # GGUF export copies the embedded GGUF's metadata, writes the merged weights and reads
     # the file back with transformers: it must predict what the run predicts
-    from dialogtune.export import export_run
+    from dialogtune.export.hf import export_run
 
     info = export_run(run, tmp_path / "model.gguf", gguf=True)
     assert info["check"]["same_tokens"] and info["check"]["next_token_agreement"] >= 0.95

@@ -17,9 +17,9 @@ from dialogtune.checkpoint import (find_checkpoint, load_checkpoint, save_checkp
 from dialogtune.config import load_config
 from dialogtune.data.encode.batching import pad_batch
 from dialogtune.data.encode.intent import encode_texts
-from dialogtune.models import load_intent_model
+from dialogtune.inference.intent import Predictor, batched_probabilities
+from dialogtune.models.loading import load_intent_model
 from dialogtune.pipeline import train_run
-from dialogtune.predictor import Predictor, batched_probabilities
 from dialogtune.strategies import CLASSIFIER, apply_strategy
 from dialogtune.tasks.intent import train_intent
 

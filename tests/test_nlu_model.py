@@ -12,7 +12,7 @@ from dialogtune.data.encode.intent import LabelMap
 from dialogtune.data.encode.nlu import nlu_batches
 from dialogtune.data.encode.slots import SlotLabelMap
 from dialogtune.data.records import NluExample, Span
-from dialogtune.nlu_model import JointNluModel, load_nlu_model, nlu_loss, predict_slots
+from dialogtune.models.nlu import JointNluModel, load_nlu_model, nlu_loss, predict_slots
 from dialogtune.strategies import apply_strategy, names
 from dialogtune.strategies.base import CLASSIFIER
 

@@ -13,10 +13,10 @@ from nlu_fixtures import tiny_nlu_run
 
 from dialogtune.cli import main
 from dialogtune.data.formats.nlu import read_nlu_examples
-from dialogtune.nlu_predictor import NluPredictor
-from dialogtune.pipeline import load_classifier
+from dialogtune.inference.nlu import NluPredictor
+from dialogtune.inference.intent import load_classifier
 from dialogtune.serve import ServeSettings, create_app
-from dialogtune.serve.store import ConversationStore, Exchange, read_reviewed
+from dialogtune.data.conversation_log import ConversationStore, Exchange, read_reviewed
 from serve_fixtures import chat_model, db_rows  # noqa: F401
 
 STATIC = Path(__file__).resolve().parents[1] / "src" / "dialogtune" / "serve" / "static"
@@ -31,7 +31,7 @@ def nlu_predictor(tmp_path_factory) -> NluPredictor:
 
 @pytest.fixture(scope="module")
 def client(nlu_predictor, chat_model, tmp_path_factory):
-    from dialogtune.chat_predictor import ChatPredictor
+    from dialogtune.inference.chat import ChatPredictor
 
     db = tmp_path_factory.mktemp("nlu_api") / "log.db"
     # threshold 0: the tiny run's calibrated one would send unseen phrasings out of scope

@@ -11,7 +11,8 @@ from nlu_fixtures import FAST, nlu_records, tiny_nlu_bert, tiny_nlu_run, write_j
 
 from dialogtune.cli import main
 from dialogtune.config import RunConfig, load_config
-from dialogtune.pipeline import evaluate_run, load_classifier, train_run
+from dialogtune.inference.intent import load_classifier
+from dialogtune.pipeline import evaluate_run, train_run
 from dialogtune.tasks import get_task
 
 INTENT_KEYS = ("accuracy", "macro_f1", "macro_precision", "macro_recall", "out_of_scope",

@@ -11,7 +11,7 @@ import pytest
 import dialogtune.tasks.intent as intent_run
 from dialogtune.checkpoint import checkpoint_problem, find_checkpoint, save_checkpoint
 from dialogtune.errors import DialogtuneError
-from dialogtune.predictor import Predictor
+from dialogtune.inference.intent import Predictor
 from dialogtune.tasks.intent import train_intent
 
 from conftest import Interrupt, write_intent_csv, INTENT_EXAMPLES

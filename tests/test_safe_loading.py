@@ -47,7 +47,7 @@ def error_of(capsys) -> str:
 
 def test_pickle_weights_are_refused_by_train_predict_chat_and_serve(tiny_bert, intent_run,
                                                                     folder, tmp_path, capsys):
-    from dialogtune.chat_predictor import ChatPredictor
+    from dialogtune.inference.chat import ChatPredictor
     from dialogtune.errors import DialogtuneError
     from dialogtune.serve.runtime import load_models
 
@@ -73,7 +73,7 @@ def test_pickle_weights_are_refused_by_train_predict_chat_and_serve(tiny_bert, i
 
 
 def _policy(**allowed):
-    from dialogtune.models import LoadPolicy
+    from dialogtune.models.loading import LoadPolicy
 
     return LoadPolicy(**allowed)
 

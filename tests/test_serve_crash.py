@@ -20,7 +20,7 @@ import time
 
 import httpx
 
-from dialogtune.serve.store import read_reviewed
+from dialogtune.data.conversation_log import read_reviewed
 from serve_fixtures import chat_model, free_port, intent_run  # noqa: F401
 
 ACKED_BEFORE_KILL = 40

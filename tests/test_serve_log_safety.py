@@ -15,10 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dialogtune.cli import main
+from dialogtune.data.conversation_log import (ConversationStore, Exchange, Provenance,
+                                              read_reviewed)
+from dialogtune.data.transform.log_export import export_logs
 from dialogtune.errors import DialogtuneError
 from dialogtune.serve import ServeSettings, create_app
-from dialogtune.serve.export import export_logs
-from dialogtune.serve.store import ConversationStore, Exchange, Provenance, read_reviewed
 from serve_fixtures import db_rows
 
 OLD_SCHEMA = """

@@ -111,7 +111,7 @@ def test_the_serve_command_takes_the_key_from_the_environment(monkeypatch):
 @pytest.fixture(scope="module")
 def chat(chat_model):
     """A private copy of the tiny chat model, so its template and limits can change."""
-    from dialogtune.chat_predictor import ChatPredictor
+    from dialogtune.inference.chat import ChatPredictor
 
     return ChatPredictor.load(chat_model)
 

@@ -11,10 +11,10 @@ import threading
 import pytest
 
 from dialogtune.cli import main
+from dialogtune.data.conversation_log import ConversationStore, Exchange, read_reviewed
 from dialogtune.data.formats import read_dialogues
+from dialogtune.data.transform.log_export import export_logs
 from dialogtune.errors import DataError, DialogtuneError
-from dialogtune.serve.export import export_logs
-from dialogtune.serve.store import ConversationStore, Exchange, read_reviewed
 
 
 def chat(id_, user, reply, intent="balance", oos=False, history=()):

@@ -60,7 +60,7 @@ def test_neutralize_is_idempotent_and_leaves_plain_text_alone(chatml):
 
 
 def test_a_served_prompt_cannot_forge_a_system_turn(folder):
-    from dialogtune.chat_predictor import ChatPredictor
+    from dialogtune.inference.chat import ChatPredictor
 
     chat = ChatPredictor.load(folder)
     ids = chat.prompt_ids([{"role": "user", "content": FORGED}])[0].tolist()

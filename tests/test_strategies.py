@@ -9,7 +9,7 @@ from dialogtune.config import StrategyConfig, TrainConfig
 from dialogtune.data.encode.intent import LabelMap, intent_batches
 from dialogtune.data.records import Utterance
 from dialogtune.errors import ConfigError
-from dialogtune.models import load_intent_model
+from dialogtune.models.loading import load_intent_model
 from dialogtune.strategies import (CLASSIFIER, apply_strategy, get_strategy, names,
                                    parameter_counts)
 from dialogtune.tasks.intent import head_learning_rate, intent_loss

@@ -21,9 +21,12 @@ from dialogtune.tasks import get_task, names
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "dialogtune"
 # Components: what tasks are built from. They never import a task (or the task lookup).
-COMPONENTS = ("data", "models", "lm", "strategies", "train", "evaluate", "checkpoint",
-              "atomic", "generation")
+COMPONENTS = ("data", "models", "strategies", "train", "evaluate", "checkpoint", "atomic",
+              "runs")
 FORBIDDEN = ("dialogtune.tasks", "dialogtune.pipeline")
+# Users of trained runs (inference/, export/) may ask the task registry what a run is
+# (``dialogtune.tasks.get_task(cfg.task).model_kind``), never import a task module itself.
+RUN_USERS = ("inference", "export")
 
 
 def _modules() -> list[tuple[str, Path]]:
@@ -73,6 +76,32 @@ def test_components_never_import_tasks():
                                path.name == "__init__.py")
         offenders += [f"{module} imports {name}" for name in sorted(found)
                       if name.startswith(FORBIDDEN)]
+    assert not offenders, offenders
+
+
+def test_data_never_imports_serve():
+    offenders = []
+    for module, path in _modules():
+        if not module.startswith("dialogtune.data"):
+            continue
+        found = imported_names(path.read_text(encoding="utf-8"), module,
+                               path.name == "__init__.py")
+        offenders += [f"{module} imports {name}" for name in sorted(found)
+                      if name.startswith("dialogtune.serve")]
+    assert not offenders, offenders
+
+
+def test_run_users_import_only_the_task_registry():
+    offenders = []
+    for module, path in _modules():
+        parts = module.split(".")
+        if len(parts) < 2 or parts[1] not in RUN_USERS:
+            continue
+        found = imported_names(path.read_text(encoding="utf-8"), module,
+                               path.name == "__init__.py")
+        offenders += [f"{module} imports {name}" for name in sorted(found)
+                      if name.startswith(FORBIDDEN)
+                      and name not in ("dialogtune.tasks", "dialogtune.tasks.get_task")]
     assert not offenders, offenders
 
 
@@ -192,8 +221,8 @@ def test_each_task_reads_its_own_data_and_names_its_predictor(tmp_path):
     from chat_fixtures import DIALOGUES, write_jsonl
     from conftest import write_intent_csv
 
-    from dialogtune.chat_predictor import ChatPredictor
-    from dialogtune.predictor import Predictor
+    from dialogtune.inference.chat import ChatPredictor
+    from dialogtune.inference.intent import Predictor
 
     docs = tmp_path / "notes.txt"
     docs.write_text("The card arrived.\n\nThe balance is fine.\n", encoding="utf-8")

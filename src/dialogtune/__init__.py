@@ -10,7 +10,7 @@ _EXPORTS = {
     "RunConfig": ".config", "load_config": ".config",
     "DataError": ".errors", "DialogtuneError": ".errors",
     "train_run": ".pipeline", "evaluate_run": ".pipeline",
-    "Predictor": ".predictor",
+    "Predictor": ".inference.intent",
 }
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"

@@ -23,12 +23,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .atomic import atomic_path, replace_durably, temporary_folder
+from .runs.layout import CheckpointDir
 
 log = logging.getLogger("dialogtune")
-WEIGHTS = "model.safetensors"
-OPTIMIZER = "optimizer.safetensors"
-STATE = "state.json"
-MANIFEST = "manifest.json"
+MANIFEST = CheckpointDir.MANIFEST
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -86,23 +84,23 @@ def save_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optim
     the calling process's state is saved as the only row. The checkpoint it replaces is
     kept as ``FOLDER.old``: the fallback should this one later fail verification.
     """
-    staging = temporary_folder(folder)
+    staging = CheckpointDir(temporary_folder(folder))
     try:
-        save_tensors(trainable_state(model), staging / WEIGHTS)
+        save_tensors(trainable_state(model), staging.weights)
         tensors, groups = _flatten_optimizer(optimizer.state_dict())
         tensors["__torch_rng__"] = (rng_states if rng_states is not None
                                     else torch.get_rng_state().unsqueeze(0))
-        save_tensors(tensors, staging / OPTIMIZER)
-        write_json_atomic({"progress": progress, "param_groups": groups}, staging / STATE)
-        write_json_atomic(_manifest(staging), staging / MANIFEST)  # last: says "complete"
+        save_tensors(tensors, staging.optimizer)
+        write_json_atomic({"progress": progress, "param_groups": groups}, staging.state)
+        write_json_atomic(_manifest(staging.path), staging.manifest)  # last: says "complete"
     except BaseException:  # a failed write (disk full, interrupt) leaves no half folder behind
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging.path, ignore_errors=True)
         raise
-    previous = folder.with_name(folder.name + ".old")
+    previous = CheckpointDir(folder).previous.path
     if folder.exists():
         shutil.rmtree(previous, ignore_errors=True)
         os.replace(folder, previous)
-    replace_durably(staging, folder)  # also makes the rename to .old durable (same folder)
+    replace_durably(staging.path, folder)  # also makes the rename to .old durable (same folder)
 
 
 def _sha256(path: Path) -> str:
@@ -122,11 +120,12 @@ def _manifest(folder: Path) -> dict[str, Any]:
 
 def checkpoint_problem(folder: Path) -> str | None:
     """What is wrong with the checkpoint in ``folder``, or None when it verifies."""
-    if not (folder / MANIFEST).exists():
+    checkpoint = CheckpointDir(folder)
+    if not checkpoint.manifest.exists():
         # checkpoints written before manifests: complete when state.json made it
-        return None if (folder / STATE).exists() else f"no {MANIFEST}"
+        return None if checkpoint.state.exists() else f"no {MANIFEST}"
     try:
-        files = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["files"]
+        files = json.loads(checkpoint.manifest.read_text(encoding="utf-8"))["files"]
     except (ValueError, KeyError, TypeError) as exc:
         return f"unreadable {MANIFEST} ({exc})"
     for name, expected in files.items():
@@ -145,7 +144,7 @@ def find_checkpoint(folder: Path) -> Path | None:
 
     ``.old`` alone also remains after a crash between the two renames of a save.
     """
-    for candidate in (folder, folder.with_name(folder.name + ".old")):
+    for candidate in (folder, CheckpointDir(folder).previous.path):
         if not candidate.exists():
             continue
         problem = checkpoint_problem(candidate)
@@ -162,9 +161,10 @@ def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optim
     Process ``rank`` takes its own RNG row; a run resumed on more processes than it was
     saved from reuses rows (still deterministic, no longer identical to an unbroken run).
     """
-    load_trainable(model, folder / WEIGHTS)
-    meta = json.loads((folder / STATE).read_text(encoding="utf-8"))
-    tensors = load_file(str(folder / OPTIMIZER))
+    checkpoint = CheckpointDir(folder)
+    load_trainable(model, checkpoint.weights)
+    meta = json.loads(checkpoint.state.read_text(encoding="utf-8"))
+    tensors = load_file(str(checkpoint.optimizer))
     rng = tensors.pop("__torch_rng__")
     if rng.dim() == 2:  # one row per process (a 1-D state: checkpoints from before rows)
         # clone: set_rng_state on a row view (offset into shared storage) segfaulted here

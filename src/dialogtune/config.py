@@ -197,7 +197,9 @@ def save_config(cfg: RunConfig, path: Path) -> None:
 
 def read_run_config(run_dir: Path) -> RunConfig:
     """The resolved config a run was trained with."""
-    path = Path(run_dir) / "config.yaml"
+    from .runs.layout import RunDir
+
+    path = RunDir(Path(run_dir)).config
     if not path.exists():
         raise ConfigError(f"{run_dir}: not a dialogtune run (no config.yaml)")
     return load_config(path)

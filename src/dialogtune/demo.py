@@ -30,14 +30,15 @@ def _fresh_output(output: Path) -> None:
 def run_intent_demo(output: Path, examples: Path = EXAMPLES) -> dict:
     """Train on the example intents, evaluate on the held-out file, show predictions."""
     from . import evaluate_run, load_config, train_run
-    from .predictor import Predictor
+    from .inference.intent import Predictor
+    from .runs.layout import RunDir
 
     run = output / "intent"
+    files = RunDir(run)
     cfg = load_config(None, None, **{"task": "intent", "output": str(run),
                                      "data.train": str(examples / "intents_train.csv")})
     summary = train_run(cfg)
-    metrics = evaluate_run(run, str(examples / "intents_test.csv"),
-                           run / "eval" / "metrics.json")
+    metrics = evaluate_run(run, str(examples / "intents_test.csv"), files.eval.metrics)
     print("\n== Intent classification (minilm, strategy full) ==")
     print(f"trained {summary['steps']} steps in {summary['train_seconds']:.1f} s "
           f"on {summary['train_examples']} utterances, {summary['labels']} intents")
@@ -57,8 +58,8 @@ def run_intent_demo(output: Path, examples: Path = EXAMPLES) -> dict:
         result = predictor.classify([text], top_k=1)[0]
         best, flag = result["intents"][0], "  [out of scope]" if result["out_of_scope"] else ""
         print(f"  predict: {text!r} -> {best['intent']} ({best['probability']:.2f}){flag}")
-    print(f"  plots: {run / 'training_curves.png'}, {run / 'eval' / 'confusion_matrix.png'}")
-    print(f"  metrics: {run / 'eval' / 'metrics.json'}")
+    print(f"  plots: {files.curves}, {files.eval.confusion_png}")
+    print(f"  metrics: {files.eval.metrics}")
     return metrics
 
 
@@ -68,9 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-chat", action="store_true", help="only the intent part")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="dialogtune: %(message)s")
-    from .cli import _quiet_libraries
+    from .cli import quiet_libraries
 
-    _quiet_libraries()
+    quiet_libraries()
     started = time.perf_counter()
     _fresh_output(args.output)
     run_intent_demo(args.output)

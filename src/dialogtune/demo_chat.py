@@ -43,22 +43,24 @@ def _train(run: Path, threads: int) -> dict:
 
     from .config import load_config
     from .pipeline import train_run
+    from .runs.layout import RunDir
 
-    if (run / "run.json").exists():
+    files = RunDir(run)
+    if files.summary.exists():
         print(f"reusing the finished run in {run} (delete it to train again)")
-        return json.loads((run / "run.json").read_text(encoding="utf-8"))
+        return json.loads(files.summary.read_text(encoding="utf-8"))
     cfg = load_config(None, ["train.save_every_steps=20", f"train.num_threads={threads}"],
                       task="chat", output=str(run),
                       **{"data.train": str(_example("dialogues_train.jsonl")),
                          "model.name": "smollm2", "strategy.name": "lora"})
-    return train_run(cfg, resume=(run / "checkpoint").exists())
+    return train_run(cfg, resume=files.checkpoint.path.exists())
 
 
 def _score(run: Path) -> tuple[list, dict]:
     """Held-out perplexity and the first replies, base model then tuned run."""
-    from .chat_predictor import ChatPredictor
     from .data.formats import read_dialogues
     from .evaluate.chat import generate_replies, generation_samples, perplexity_metrics
+    from .inference.chat import ChatPredictor
 
     test = read_dialogues(_example("dialogues_test.jsonl"))
     samples = generation_samples(test, SHOWN_REPLIES)

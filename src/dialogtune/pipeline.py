@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import RunConfig, read_run_config
+from .config import RunConfig, load_config, read_run_config
+from .runs.layout import RunDir
 from .tasks import get_task
 
 
 def train_run(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
     """Train a run of ``cfg.task``; returns its summary (``run.json``)."""
     return get_task(cfg.task).train(cfg, resume=resume, callbacks=callbacks)
+
+
+def train_from_options(config: Path | None, overrides: list[str], values: dict,
+                       resume: bool = False) -> dict:
+    """``dialogtune train``: the config file, then ``--set`` overrides, then the options.
+
+    Resuming a run without ``--config`` reads the run's own ``config.yaml``.
+    """
+    run = RunDir(Path(values["output"])) if values.get("output") else None
+    if resume and run is not None and run.is_run() and config is None:
+        config = run.config
+    return train_run(load_config(config, overrides, **values), resume=resume)
 
 
 def evaluate_run(run: str | Path, data: str, output: Path | None = None,
@@ -23,16 +36,3 @@ def evaluate_run(run: str | Path, data: str, output: Path | None = None,
     task = get_task(read_run_config(Path(run)).task)
     return task.evaluate(run, data, output, base=base, oos_threshold=oos_threshold,
                          policy=policy)
-
-
-def load_classifier(run: str | Path, policy=None):
-    """The predictor of a trained intent or NLU run (its task's ``load_predictor``): what
-    ``predict`` and the server's ``--intent`` load. Other runs are refused in one line."""
-    from .errors import DialogtuneError
-    from .runs.layout import RunDir
-    from .strategies import CLASSIFIER
-
-    task = get_task(read_run_config(RunDir(Path(run)).require_trained().path).task)
-    if task.model_kind != CLASSIFIER:
-        raise DialogtuneError(f"{run}: a {task.name} run, not an intent or NLU run")
-    return task.load_predictor(run, policy)

@@ -27,6 +27,7 @@ from .config import TrainConfig
 from .data.encode.batching import BatchSource
 from .errors import DialogtuneError
 from .resources import available_threads
+from .runs.layout import RunDir
 
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
 EvalFn = Callable[[nn.Module], dict[str, float]]
@@ -152,7 +153,7 @@ def fit(model: nn.Module, batches: BatchSource, loss_fn: LossFn, evaluate: EvalF
     loop.bar.close()
     progress = loop.progress
     if progress["best_epoch"] is not None:
-        load_trainable(model, run_dir / "best.safetensors")
+        load_trainable(model, RunDir(run_dir).best)
     return FitResult(progress["step"], progress["seconds"], progress["best_epoch"],
                      progress["best_metrics"], stopped_early)
 
@@ -189,11 +190,11 @@ class _Loop:
                  run_dir: Path, total: int):
         self.accelerator, self.raw_model, self.model = accelerator, model, model
         self.optimizer, self.scheduler, self.cfg, self.total = optimizer, scheduler, cfg, total
-        self.checkpoint_dir = run_dir / "checkpoint"
+        self.checkpoint_dir = RunDir(run_dir).checkpoint.path
         self.progress: dict[str, Any] = {
             "step": 0, "epoch": 0, "batch": 0, "best": None, "best_epoch": None,
             "bad_epochs": 0, "seconds": 0.0, "best_metrics": {}}
-        self.log = RunLog(run_dir / "train_log.jsonl", accelerator.is_main_process)
+        self.log = RunLog(RunDir(run_dir).log, accelerator.is_main_process)
 
     def resume(self) -> None:
         if self.accelerator.is_main_process:  # files a killed save left half-written
@@ -270,7 +271,7 @@ def _end_epoch(model: nn.Module, evaluate: EvalFn | None, objective: Objective,
         progress.update(best=metrics[objective.metric], best_epoch=epoch, bad_epochs=0,
                         best_metrics=metrics)
         if accelerator.is_main_process:
-            save_tensors(trainable_state(model), run_dir / "best.safetensors")
+            save_tensors(trainable_state(model), RunDir(run_dir).best)
         accelerator.wait_for_everyone()
         return False
     if progress["step"] >= patience_from:

@@ -8,18 +8,9 @@ from typing import Optional
 
 import typer
 
-from ..errors import DialogtuneError
+from .common import PICKLE_HELP, TRUST_HELP, load_policy
 
 HELP = "Commands: /reset clears the conversation, /exit quits."
-TRUST_HELP = "Run Python code shipped with the model (a run's config alone never allows it)."
-PICKLE_HELP = "Load .bin/.pt (pickle) weights, which can run code when loaded."
-
-
-def load_policy(trust_remote_code: bool, allow_pickle: bool):
-    """The command line's ``LoadPolicy``: the only thing that may allow code on load."""
-    from ..models import LoadPolicy
-
-    return LoadPolicy(trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
 
 
 def chat(
@@ -32,12 +23,12 @@ def chat(
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
 ) -> None:
     """Talk to a model in the terminal: streamed replies, multi-turn memory."""
-    from ..chat_predictor import ChatPredictor
+    from ..inference.dialogue import ChatSession
 
-    predictor = ChatPredictor.load(run, load_policy(trust_remote_code, allow_pickle))
-    typer.echo(f"dialogtune chat with {predictor.name}. {HELP}")
-    start = [{"role": "system", "content": system}] if system else []
-    history = list(start)
+    session = ChatSession.load(run, load_policy(trust_remote_code, allow_pickle), system=system,
+                               max_new_tokens=max_new_tokens, temperature=temperature,
+                               top_p=top_p)
+    typer.echo(f"dialogtune chat with {session.name}. {HELP}")
     while True:
         try:
             text = input("you> ").strip()
@@ -46,19 +37,13 @@ def chat(
         if text in ("/exit", "/quit"):
             break
         if text == "/reset":
-            history = list(start)
+            session.reset()
             typer.echo("(conversation cleared)")
-            continue
-        if not text:
-            continue
-        history.append({"role": "user", "content": text})
-        typer.echo("bot> ", nl=False)
-        pieces = []
-        for piece in predictor.stream(history, max_new_tokens, temperature, top_p):
-            pieces.append(piece)
-            typer.echo(piece, nl=False)
-        typer.echo("")
-        history.append({"role": "assistant", "content": "".join(pieces).strip()})
+        elif text:
+            typer.echo("bot> ", nl=False)
+            for piece in session.send(text):
+                typer.echo(piece, nl=False)
+            typer.echo("")
 
 
 def generate(
@@ -73,30 +58,17 @@ def generate(
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
 ) -> None:
     """Reply to each record's conversation; writes it back with the reply appended."""
-    from ..chat_predictor import ChatPredictor
-    from ..data.formats import read_dialogues
-    from ..data.formats.dialogue import dialogue_to_chat_json
-    from ..data.records import Message
+    from ..inference.dialogue import generate_replies
 
-    dialogues = read_dialogues(data, data_format)
-    predictor = ChatPredictor.load(run, load_policy(trust_remote_code, allow_pickle))
-    lines = []
-    for dialogue in dialogues:
-        if dialogue.messages[-1].role == "assistant":  # answer what precedes the last reply
-            dialogue.messages = dialogue.messages[:-1]
-        context = [{"role": m.role, "content": m.content} for m in dialogue.messages]
-        reply = predictor.chat(context, max_new_tokens, temperature, seed=seed)
-        dialogue.messages.append(Message("assistant", reply))
-        record = dialogue_to_chat_json(dialogue)
-        record["reply"] = reply
-        lines.append(json.dumps(record, ensure_ascii=False))
-    text = "\n".join(lines) + "\n"
+    records = generate_replies(run, data, data_format, max_new_tokens, temperature, seed,
+                               load_policy(trust_remote_code, allow_pickle))
+    text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     if output is None:
-        typer.echo(text, nl=False)
+        typer.echo(text or "\n", nl=False)
         return
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
-    typer.echo(f"wrote {len(lines)} replies to {output}")
+    output.write_text(text or "\n", encoding="utf-8")
+    typer.echo(f"wrote {len(records)} replies to {output}")
 
 
 def export(
@@ -108,17 +80,8 @@ def export(
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
 ) -> None:
     """Export a run as a Hugging Face folder, a peft adapter folder, or GGUF."""
-    from ..export import export_run
+    from ..export.hf import export_run
 
-    if not (run / "config.yaml").exists():
-        raise DialogtuneError(f"{run}: not a dialogtune run (no config.yaml)")
     info = export_run(run, output, merge=merge, gguf=gguf,
                       policy=load_policy(trust_remote_code, allow_pickle))
     typer.echo(json.dumps(info, indent=2))
-
-
-def register(app: typer.Typer) -> None:
-    """Add the chat verbs to the main app."""
-    app.command("chat")(chat)
-    app.command("generate")(generate)
-    app.command("export")(export)

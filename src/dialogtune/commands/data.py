@@ -15,10 +15,6 @@ import typer
 data_app = typer.Typer(no_args_is_help=True, help="Check, clean, convert and split domain data.")
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(data_app, name="data")
-
-
 def _outputs(*paths: Optional[Path], folder: bool = False) -> None:
     """Check every output before any work: missing parent folders are created (as for
     every other output of the CLI) and a folder given for a file is a one-line error."""
@@ -162,7 +158,7 @@ def export_logs(
         help="Only exchanges a person rated up or corrected (the safe choice for retraining)."),
 ) -> None:
     """Logged conversations → training data: corrections applied, thumbs-down dropped."""
-    from ..serve.export import export_logs as write_export
+    from ..data.transform.log_export import export_logs as write_export
 
     count = write_export(db, output, fmt, reviewed_only)
     typer.echo(f"wrote {count} {fmt} examples to {output}")
@@ -181,7 +177,7 @@ def inspect(
 ) -> None:
     """Show one dialogue as training sees it: trained tokens highlighted, token counts."""
     from ..data.encode.inspect import inspect_dialogue, print_inspection
-    from ..models import load_tokenizer, resolve_source
+    from ..models.loading import load_tokenizer, resolve_source
 
     tokenizer = load_tokenizer(resolve_source(model))
     print_inspection(inspect_dialogue(tokenizer, str(data), index, data_format, max_length))

@@ -88,8 +88,3 @@ def build_settings(host: str = "127.0.0.1", port: int = 8000, api_key: str | Non
                          oos_threshold=oos_threshold, fallback_reply=fallback_reply,
                          max_tokens_limit=max_tokens, default_max_tokens=min(256, max_tokens),
                          generation_timeout=generation_timeout, drain_seconds=drain_seconds)
-
-
-def register(app: typer.Typer) -> None:
-    """Add the serve verb to the main app."""
-    app.command("serve")(serve)

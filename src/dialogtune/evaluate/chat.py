@@ -50,7 +50,7 @@ def generation_samples(dialogues: list[Dialogue], limit: int) -> list[TurnSample
 def perplexity_metrics(model, tokenizer, dialogues: list[Dialogue],
                        max_length: int | None) -> dict:
     """Mean NLL and perplexity over held-out assistant tokens (the training mask)."""
-    from ..lm import mean_nll
+    from ..models.lm import mean_nll
 
     encoded, stats = encode_dialogues(tokenizer, dialogues, max_length)
     scores = mean_nll(model, encoded, tokenizer.pad_token_id or 0)
@@ -117,17 +117,18 @@ def evaluate_run_on(run: Path, data: str, output: Path | None, base: bool,
     ``policy``: what the command line allows (remote code, pickle); default neither.
     ``documents``: the run learned documents, so score perplexity over document blocks (a
     document file, ``.txt``/``.md``, is scored that way for any run)."""
-    from ..chat_predictor import ChatPredictor
     from ..checkpoint import write_json_atomic
     from ..config import read_run_config
     from ..data.formats import read_dialogues
     from ..data.formats.documents import is_document_path
-    from ..models import LoadPolicy
+    from ..inference.chat import ChatPredictor
+    from ..models.loading import LoadPolicy
+    from ..runs.layout import RunDir
 
     cfg = read_run_config(run)
     policy = (policy or LoadPolicy()).for_run(cfg, run)
     name = "base" if base else "tuned"
-    output = Path(output) if output else run / "eval" / f"{name}_metrics.json"
+    output = Path(output) if output else RunDir(Path(run)).eval.named_metrics(name)
     if documents or is_document_path(data):
         return _evaluate_documents(run, cfg, data, output, base, policy)
     dialogues = read_dialogues(data, cfg.data.format)
@@ -150,11 +151,11 @@ def evaluate_run_on(run: Path, data: str, output: Path | None, base: bool,
 
 def _evaluate_documents(run: Path, cfg, data: str, output: Path, base: bool, policy) -> dict:
     """Perplexity over document blocks (continued pre-training runs)."""
-    from ..chat_predictor import load_chat_run
+    from ..inference.chat import load_chat_run
     from ..checkpoint import write_json_atomic
     from ..data.encode.documents import document_blocks
     from ..data.formats import read_documents
-    from ..lm import load_lm, mean_nll
+    from ..models.lm import load_lm, mean_nll
 
     if base:
         model, tokenizer, _ = load_lm(cfg.model.name, policy.trust_remote_code,

@@ -10,6 +10,7 @@ import numpy as np
 from ..checkpoint import write_json_atomic
 from ..data.encode.intent import LabelMap
 from ..data.records import Utterance
+from ..runs.layout import EvalDir
 from .metrics import (classification_metrics, confusion, out_of_scope_metrics,
                       top_confused_pairs)
 from .plots import plot_confusion_matrix
@@ -53,10 +54,11 @@ def evaluate_intent(predictor, records: list[Utterance], out_dir: Path | None = 
     metrics["single_utterance_latency_ms_p50"] = _single_latency(predictor, texts)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
+        files = EvalDir(out_dir)
         write_json_atomic({"labels": labels.labels, "matrix": matrix.tolist()},
-                          out_dir / "confusion_matrix.json")
-        plot_confusion_matrix(matrix, labels.labels, out_dir / "confusion_matrix.png")
-        metrics["confusion_matrix_png"] = str(out_dir / "confusion_matrix.png")
+                          files.confusion_json)
+        plot_confusion_matrix(matrix, labels.labels, files.confusion_png)
+        metrics["confusion_matrix_png"] = str(files.confusion_png)
     return metrics
 
 

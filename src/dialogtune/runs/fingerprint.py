@@ -15,6 +15,7 @@ from typing import Any
 
 from ..config import RunConfig
 from ..errors import DialogtuneError
+from .layout import CheckpointDir
 
 # Settings that may change between attempts without changing what is trained: where the
 # run goes, where the data lies (its content is fingerprinted instead), how many threads
@@ -58,9 +59,9 @@ def check_resume(checkpoint: Path, fingerprint: dict[str, Any]) -> None:
     Checkpoints from before fingerprints, or too damaged to read, are left to
     ``find_checkpoint`` (which verifies them).
     """
-    for candidate in (checkpoint, checkpoint.with_name(checkpoint.name + ".old")):
+    for candidate in (checkpoint, CheckpointDir(checkpoint).previous.path):
         try:
-            state = json.loads((candidate / "state.json").read_text(encoding="utf-8"))
+            state = json.loads(CheckpointDir(candidate).state.read_text(encoding="utf-8"))
             saved = state["progress"].get("fingerprint")
         except (OSError, ValueError, KeyError, AttributeError):
             continue

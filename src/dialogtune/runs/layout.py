@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import DialogtuneError
 
@@ -45,6 +46,28 @@ class RunDir:
     def summary(self) -> Path:
         return self.path / "run.json"
 
+    @property
+    def base_config(self) -> Path:
+        """The model's own ``config.json`` (id2label / label2id), as save_pretrained writes."""
+        return self.path / "config.json"
+
+    @property
+    def best(self) -> Path:
+        """The trainable weights of the best epoch so far (restored when training ends)."""
+        return self.path / "best.safetensors"
+
+    @property
+    def checkpoint(self) -> "CheckpointDir":
+        return CheckpointDir(self.path / "checkpoint")
+
+    @property
+    def eval(self) -> "EvalDir":
+        """Where ``dialogtune eval`` writes by default."""
+        return EvalDir(self.path / "eval")
+
+    def is_run(self) -> bool:
+        return self.config.exists()
+
     def require_trained(self) -> "RunDir":
         if not self.config.exists():
             raise DialogtuneError(f"{self.path}: not a dialogtune run (no config.yaml)")
@@ -58,7 +81,59 @@ class RunDir:
 
     def check_fresh(self) -> None:
         """Refuse to overwrite a previous run's results silently."""
-        if any((self.path / name).exists() for name in ("checkpoint", "checkpoint.old")) \
+        checkpoint = self.checkpoint
+        if checkpoint.path.exists() or checkpoint.previous.path.exists() \
                 or self.weights.exists():
             raise DialogtuneError(f"{self.path} already holds a run; pass --resume to continue "
                                   "it, or choose another --output")
+
+
+@dataclass(frozen=True)
+class EvalDir:
+    """The files an evaluation writes: metrics and, for intents, the confusion matrix."""
+    path: Path
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.json"
+
+    def named_metrics(self, name: str) -> Path:
+        """``tuned_metrics.json`` / ``base_metrics.json`` of a chat evaluation."""
+        return self.path / f"{name}_metrics.json"
+
+    @property
+    def confusion_json(self) -> Path:
+        return self.path / "confusion_matrix.json"
+
+    @property
+    def confusion_png(self) -> Path:
+        return self.path / "confusion_matrix.png"
+
+
+@dataclass(frozen=True)
+class CheckpointDir:
+    """One checkpoint folder; the manifest, written last, lists the others with checksums."""
+    path: Path
+    MANIFEST: ClassVar[str] = "manifest.json"
+    STATE: ClassVar[str] = "state.json"
+
+    @property
+    def weights(self) -> Path:
+        return self.path / "model.safetensors"
+
+    @property
+    def optimizer(self) -> Path:
+        return self.path / "optimizer.safetensors"
+
+    @property
+    def state(self) -> Path:
+        return self.path / self.STATE
+
+    @property
+    def manifest(self) -> Path:
+        return self.path / self.MANIFEST
+
+    @property
+    def previous(self) -> "CheckpointDir":
+        """The checkpoint this one replaced (``checkpoint.old``): the fallback."""
+        return CheckpointDir(self.path.with_name(self.path.name + ".old"))

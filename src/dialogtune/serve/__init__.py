@@ -1,7 +1,8 @@
-"""Serving: the OpenAI-compatible HTTP API, intents, web chat and conversation log.
+"""Serving: the OpenAI-compatible HTTP API, intents, web chat and conversation logging.
 
-``create_app`` is imported lazily so that light users (``data export-logs`` reading the
-log) do not pay for importing FastAPI and torch.
+The log itself (schema, writing, reading) is ``dialogtune.data.conversation_log``, next to
+the other data writers; serve imports data, never the reverse. ``create_app`` is imported
+lazily so that light users do not pay for importing FastAPI and torch.
 """
 
 from __future__ import annotations

@@ -15,13 +15,13 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from ..data.conversation_log import Provenance
 from .errors import APIError, BodyLimitMiddleware, install_error_handlers
 from .hosts import HostCheckMiddleware, default_allowed_hosts
 from .schemas import (ChatCompletion, ChatCompletionRequest, FeedbackRequest,
                       FeedbackResponse, IntentRequest, IntentResponse, ModelList)
 from .service import DialogueService
 from .settings import ServeSettings
-from .store import Provenance
 
 STATIC = Path(__file__).parent / "static"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -27,10 +27,11 @@ def check_safe_source(source: str | Path, allow_pickle: bool = False) -> None:
     """
     from ..config import read_run_config
     from ..errors import DialogtuneError
-    from ..models import check_safe_weights
+    from ..models.loading import check_safe_weights
+    from ..runs.layout import RunDir
 
     path = Path(source)
-    if (path / "config.yaml").exists():
+    if RunDir(path).is_run():
         cfg = read_run_config(path)
         if cfg.model.trust_remote_code:
             raise DialogtuneError(f"{path}: the run needs trust_remote_code, which the server "
@@ -43,9 +44,9 @@ def load_models(intent_run: str | Path | None, chat: str | Path | None,
                 allow_pickle: bool = False):
     """(intent or NLU predictor | None, ChatPredictor | None), each loaded once, safe
     sources only."""
-    from ..chat_predictor import ChatPredictor
-    from ..models import LoadPolicy
-    from ..pipeline import load_classifier
+    from ..inference.chat import ChatPredictor
+    from ..inference.intent import load_classifier
+    from ..models.loading import LoadPolicy
 
     for source in (intent_run, chat):
         if source:

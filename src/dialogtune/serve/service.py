@@ -15,12 +15,12 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+from ..data.conversation_log import ConversationStore, Exchange, Provenance
 from ..errors import PromptError
 from .errors import APIError, error_body, public_error
 from .nlu import IntentEngine, torch_threads
 from .schemas import ChatCompletionRequest, FeedbackRequest, IntentRequest
 from .settings import ServeSettings
-from .store import ConversationStore, Exchange, Provenance
 from .workers import (GenerationJob, GenerationWorker, QueueFull, cancel_on_disconnect,
                       job_pieces)
 

@@ -22,7 +22,7 @@ from ..data.encode.chat import EncodedDialogue
 from ..data.encode.chat_batches import lm_batches
 from ..errors import DataError, DialogtuneError
 from ..evaluate.plots import plot_training_curves
-from ..lm import lm_loss, load_lm, mean_nll
+from ..models.lm import lm_loss, load_lm, mean_nll
 from ..runs.layout import RunDir
 from ..strategies import CAUSAL_LM, get_strategy
 from ..train import FitResult, Objective, fit

@@ -22,9 +22,9 @@ from ..data.transform.split import stratified_split
 from ..errors import DataError, DialogtuneError
 from ..evaluate.intent import calibrate_oos_threshold, evaluate_intent, score_probabilities
 from ..evaluate.plots import plot_training_curves
-from ..models import load_intent_model
-from ..predictor import Predictor, batched_probabilities
-from ..runs.layout import RunDir
+from ..inference.intent import Predictor, batched_probabilities
+from ..models.loading import load_intent_model
+from ..runs.layout import EvalDir, RunDir
 from ..strategies import CLASSIFIER
 from ..train import FitResult, Objective, fit
 from .base import Task
@@ -180,7 +180,7 @@ def _write_intent_run(run: RunDir, model, tokenizer, data: IntentData, cfg: RunC
         return summary
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     # config.json carries id2label / label2id (what save_pretrained writes, made durable)
-    write_text_atomic(run.path / "config.json", base.config.to_json_string())
+    write_text_atomic(run.base_config, base.config.to_json_string())
     metrics = {"validation": result.best_metrics, **{k: summary[k] for k in (
         "train_seconds", "trainable_parameters", "total_parameters", "steps")}}
     write_json_atomic(metrics, run.metrics)
@@ -201,9 +201,9 @@ def evaluate_intent_run(run: str | Path, data: str, output: Path | None = None,
     cfg = read_run_config(Path(run))
     records = read_intents(data, cfg.data.text_column, cfg.data.label_column,
                            require_labels=1)
-    out_dir = Path(output).parent if output else Path(run) / "eval"
-    metrics = evaluate_intent(Predictor.from_run(run, policy), records, out_dir, oos_threshold)
-    write_json_atomic(metrics, Path(output) if output else out_dir / "metrics.json")
+    out = EvalDir(Path(output).parent) if output else RunDir(Path(run)).eval
+    metrics = evaluate_intent(Predictor.from_run(run, policy), records, out.path, oos_threshold)
+    write_json_atomic(metrics, Path(output) if output else out.metrics)
     return metrics
 
 

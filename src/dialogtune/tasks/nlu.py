@@ -26,8 +26,8 @@ from ..data.quality.checks import rare_label_warnings
 from ..errors import DataError, DialogtuneError
 from ..evaluate.intent import evaluate_intent
 from ..evaluate.slots import sentence_accuracy, slot_report, slot_scores
-from ..nlu_model import load_nlu_model, nlu_loss
-from ..nlu_predictor import NluPredictor, uses_context
+from ..models.nlu import load_nlu_model, nlu_loss
+from ..inference.nlu import NluPredictor, uses_context
 from ..strategies import CLASSIFIER
 from ..train import Objective, fit
 from .base import Task

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..chat_predictor import ChatPredictor
+from ..inference.chat import ChatPredictor
 from ..config import RunConfig
 from ..data.encode.chat import EncodedDialogue
 from ..data.encode.documents import document_blocks

@@ -29,7 +29,7 @@ def start_run(task: Task, cfg: RunConfig, resume: bool) -> tuple[RunConfig, RunD
     run = RunDir(Path(cfg.output or f"runs/{cfg.task}"))
     fingerprint = run_fingerprint(cfg)
     if resume:
-        check_resume(run.path / "checkpoint", fingerprint)
+        check_resume(run.checkpoint.path, fingerprint)
     else:
         run.check_fresh()
     run.path.mkdir(parents=True, exist_ok=True)

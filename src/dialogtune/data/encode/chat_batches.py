@@ -7,7 +7,7 @@ Two layouts, one BatchSource:
   (``find_packed_sequence_indices``) and builds a block-diagonal causal mask, so no token
   attends across a boundary, and no compute goes to padding. transformers only looks for
   the restarts when there is no KV cache, so the forward must pass ``use_cache=False``
-  (``lm.py`` does; a test compares packed and lone logits).
+  (``models/lm.py`` does; a test compares packed and lone logits).
 - ``pad``: rows right-padded with an attention mask. Prompt-learning strategies need it:
   peft drops ``position_ids`` when it prepends virtual tokens, which would merge packed
   sequences into one.

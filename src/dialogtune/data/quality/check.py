@@ -114,7 +114,7 @@ def check_files(train: str | Path, test: str | Path | None = None,
 def load_length_tokenizer(model: str, explicit: bool):
     """(tokenizer, max length, note); a missing default model only skips token counts."""
     try:
-        from ...models import load_tokenizer, resolve_source
+        from ...models.loading import load_tokenizer, resolve_source
 
         source = resolve_source(model)
         tokenizer = load_tokenizer(source)

@@ -6,17 +6,17 @@
   ``AutoModelForCausalLM.from_pretrained`` alone.
 - adapter (no ``merge``): peft's own ``adapter_config.json`` + ``adapter_model.safetensors``
   for peft strategies, pointing at the base model folder.
-- GGUF: see ``gguf_export``; written only where it can be checked to be sound.
+- GGUF: see ``export.gguf``; written only where it can be checked to be sound.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .checkpoint import write_json_atomic
-from .chat_predictor import load_chat_run
-from .data.encode.chat import end_of_turn_ids
-from .errors import DialogtuneError
+from ..checkpoint import write_json_atomic
+from ..data.encode.chat import end_of_turn_ids
+from ..errors import DialogtuneError
+from ..inference.chat import load_chat_run
 
 
 def _prepare_output(output: Path) -> Path:
@@ -48,12 +48,12 @@ def export_run(run: str | Path, output: str | Path, merge: bool = False,
 
     ``policy`` (a ``models.LoadPolicy``, the command line's) may grant remote code or pickle
     weights for the base model; by default neither is allowed."""
-    from .config import read_run_config
-    from .strategies import get_strategy
+    from ..config import read_run_config
+    from ..strategies import get_strategy
 
     strategy = get_strategy(read_run_config(Path(run)).strategy.name)
     if gguf:
-        from .gguf_export import export_gguf
+        from .gguf import export_gguf
 
         return export_gguf(run, output, policy)
     if merge and strategy.prompt_learning:

@@ -14,10 +14,10 @@ import json
 import os
 from pathlib import Path
 
-from ..atomic import atomic_path
-from ..data.files import escape_cell
-from ..errors import DialogtuneError
-from .store import Reviewed, read_reviewed
+from ...atomic import atomic_path
+from ...errors import DialogtuneError
+from ..conversation_log import Reviewed, read_reviewed
+from ..files import escape_cell
 
 FORMATS = ("chat", "intent", "nlu")
 

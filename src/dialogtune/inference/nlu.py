@@ -15,16 +15,16 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from .checkpoint import load_trainable
-from .config import RunConfig, read_run_config
-from .data.encode.intent import LabelMap
-from .data.encode.slots import SlotLabelMap, SlotPrediction
-from .data.records import NluExample, Span
-from .models import LoadPolicy
-from .nlu_model import load_nlu_model, nlu_probabilities, predict_slots
-from .predictor import Predictor
-from .runs.layout import RunDir
-from .strategies import CLASSIFIER, apply_strategy
+from ..checkpoint import load_trainable
+from ..config import RunConfig, read_run_config
+from ..data.encode.intent import LabelMap
+from ..data.encode.slots import SlotLabelMap, SlotPrediction
+from ..data.records import NluExample, Span
+from ..models.loading import LoadPolicy
+from ..models.nlu import load_nlu_model, nlu_probabilities, predict_slots
+from .intent import Predictor
+from ..runs.layout import RunDir
+from ..strategies import CLASSIFIER, apply_strategy
 
 
 def uses_context(config: RunConfig) -> bool:

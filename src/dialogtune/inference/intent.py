@@ -9,13 +9,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import load_trainable
-from .config import RunConfig, read_run_config
-from .data.encode.intent import LabelMap, encode_texts
-from .data.encode.batching import pad_batch
-from .models import LoadPolicy, load_intent_model
-from .runs.layout import RunDir
-from .strategies import CLASSIFIER, apply_strategy
+from ..checkpoint import load_trainable
+from ..config import RunConfig, read_run_config
+from ..data.encode.intent import LabelMap, encode_texts
+from ..data.encode.batching import pad_batch
+from ..errors import DialogtuneError
+from ..models.loading import LoadPolicy, load_intent_model
+from ..runs.layout import RunDir
+from ..strategies import CLASSIFIER, apply_strategy
 
 
 @torch.no_grad()
@@ -86,3 +87,27 @@ class Predictor:
             results.append({"text": text, "intents": ranked, "out_of_scope": bool(oos),
                             "latency_ms": elapsed_ms})
         return results
+
+
+def predict_texts(run: str | Path, texts: list[str], file: str | Path | None = None,
+                  top_k: int = 3, policy: LoadPolicy | None = None) -> list[dict]:
+    """``dialogtune predict``: the top-k intents of each text and of each line of ``file``."""
+    from ..data.files import read_text
+
+    items = list(texts or [])
+    if file is not None:
+        items += [line.strip() for line in read_text(file).splitlines() if line.strip()]
+    if not items:
+        raise DialogtuneError("nothing to classify: give TEXT arguments or --file")
+    return load_classifier(run, policy).classify(items, top_k)
+
+
+def load_classifier(run: str | Path, policy=None):
+    """The predictor of a trained intent or NLU run (its task's ``load_predictor``): what
+    ``predict`` and the server's ``--intent`` load. Other runs are refused in one line."""
+    from ..tasks import get_task  # the registry only: inference never imports a task
+
+    task = get_task(read_run_config(RunDir(Path(run)).require_trained().path).task)
+    if task.model_kind != CLASSIFIER:
+        raise DialogtuneError(f"{run}: a {task.name} run, not an intent or NLU run")
+    return task.load_predictor(run, policy)

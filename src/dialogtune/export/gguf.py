@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import DialogtuneError
+from ..errors import DialogtuneError
 
 SKIPPED_KEYS = ("general.architecture", "general.file_type", "general.quantization_version")
 PROBE = [{"role": "user", "content": "Hi, I need to move 40 dollars to my savings account."}]
@@ -27,7 +27,7 @@ PROBE = [{"role": "user", "content": "Hi, I need to move 40 dollars to my saving
 
 def source_gguf(model_name: str) -> Path | None:
     """The GGUF an embedded alias was dequantized from, if any."""
-    from .models import CHAT_ALIASES, _package_file
+    from ..models.loading import CHAT_ALIASES, _package_file
 
     return _package_file(*CHAT_ALIASES[model_name]) if model_name in CHAT_ALIASES else None
 
@@ -81,7 +81,7 @@ def check_gguf(path: Path, model, tokenizer) -> dict:
     """Read the file back with transformers and compare tokens and predictions to ``model``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .data.encode.chat import render_prompt_ids
+    from ..data.encode.chat import render_prompt_ids
 
     ids = render_prompt_ids(tokenizer, PROBE)
     loaded_tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
@@ -97,9 +97,9 @@ def check_gguf(path: Path, model, tokenizer) -> dict:
 
 def export_gguf(run: str | Path, output: str | Path, policy=None) -> dict:
     """Write ``output`` (a .gguf file, or a folder that gets ``model.gguf``) and check it."""
-    from .chat_predictor import load_chat_run
-    from .config import read_run_config
-    from .strategies import get_strategy
+    from ..inference.chat import load_chat_run
+    from ..config import read_run_config
+    from ..strategies import get_strategy
 
     cfg = read_run_config(Path(run))
     source = source_gguf(cfg.model.name)

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.encode.slots import Alignment, SlotLabelMap, SlotPrediction, decode_spans
-from .data.encode.slots import encode_texts
-from .models import load_encoder, load_tokenizer, pool_hidden
+from ..data.encode.slots import Alignment, SlotLabelMap, SlotPrediction, decode_spans
+from ..data.encode.slots import encode_texts
+from .loading import load_encoder, load_tokenizer, pool_hidden
 
 
 class NluOutput(NamedTuple):

@@ -1,0 +1,13 @@
+"""What several verbs share: the options that allow code on load, and the policy they make."""
+
+from __future__ import annotations
+
+TRUST_HELP = "Run Python code shipped with the model (a run's config alone never allows it)."
+PICKLE_HELP = "Load .bin/.pt (pickle) weights, which can run code when loaded."
+
+
+def load_policy(trust_remote_code: bool, allow_pickle: bool):
+    """The command line's ``LoadPolicy``: the only thing that may allow code on load."""
+    from ..models.loading import LoadPolicy
+
+    return LoadPolicy(trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)

@@ -1,0 +1,46 @@
+"""``dialogtune eval``: score a run on held-out data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .common import PICKLE_HELP, TRUST_HELP, load_policy
+
+
+def evaluate(
+    run: Path = typer.Argument(..., help="A run directory."),
+    data: str = typer.Option(..., "--data", help="Labelled test file."),
+    output: Optional[Path] = typer.Option(None, "--output", help="metrics.json to write."),
+    base: bool = typer.Option(False, "--base", help="Score the base model the run started from."),
+    oos_threshold: Optional[float] = typer.Option(
+        None, "--oos-threshold", min=0.0, max=1.0,
+        help="Intent runs: flag out of scope below this top probability (default: the run's "
+             "calibrated one)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
+) -> None:
+    """Evaluate a run on held-out data and write the metrics (and plots) as JSON/PNG.
+
+    For intent runs, test labels the run never saw are out of scope: the metrics then
+    include their detection (recall, precision, F1, AUROC, the F1-best threshold).
+    """
+    from ..pipeline import evaluate_run
+
+    metrics = evaluate_run(run, data, output, base=base, oos_threshold=oos_threshold,
+                           policy=load_policy(trust_remote_code, allow_pickle))
+    typer.echo(json.dumps(headline(metrics), indent=2))
+    if output:
+        typer.echo(f"wrote {output}")
+
+
+def headline(metrics: dict) -> dict:
+    """The numbers a person reads first; the file holds everything."""
+    shown = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+    oos = metrics.get("out_of_scope") or {}
+    shown.update({f"out_of_scope_{k}": v for k, v in oos.items()
+                  if k in ("recall", "precision", "f1", "auroc", "in_scope_accuracy")})
+    return shown
