@@ -2,7 +2,7 @@
 
 Each verb parses its options and calls one library function; the work (and its tests)
 lives in the library. Adding a verb: a function in a module here and a line in ``VERBS``
-(and its line in README.md: tests/test_cli_verbs.py compares the two).
+(and its line in README.md: tests/cli/test_cli_verbs.py compares the two).
 """
 
 from __future__ import annotations

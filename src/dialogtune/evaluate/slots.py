@@ -2,7 +2,7 @@
 
 Scored on character spans directly: a predicted slot counts only when its label, start
 and end all equal a gold slot's. On word-aligned data this is exactly seqeval's default
-(conlleval) micro F1 over word-level BIO (tests/test_nlu_metrics.py checks it against
+(conlleval) micro F1 over word-level BIO (tests/evaluate/test_nlu_metrics.py checks it against
 seqeval); unlike a conversion to whitespace words it cannot call "$1,630." right for a
 gold "$1,630". Inputs are sequences of frames: anything with ``intent`` and ``slots``
 (spans with ``slot``, ``start``, ``end``) — gold NluExamples and predictions alike.

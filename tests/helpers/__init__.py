@@ -1,0 +1,19 @@
+"""Plain test helpers (data writers, constants, tiny model builders, paths), importable from
+this one module: ``from helpers import write_intent_csv``. Fixtures are registered in
+``tests/conftest.py`` and never imported."""
+
+from .chat import DIALOGUES, ZEPHYR_TEMPLATE, build_model_folder, build_tokenizer, write_jsonl
+from .intent import INTENT_EXAMPLES, WORDS, Interrupt, write_intent_csv
+from .nlu import (ACCOUNTS, AMOUNTS, FAST, PEOPLE, TEMPLATES, fill, nlu_records, tiny_nlu_bert,
+                  tiny_nlu_run)
+from .paths import EXAMPLES, ROOT, SRC
+from .serve import (CHAT_TEMPLATE, SlowChat, assert_generation_stopped, db_rows, free_port,
+                    generation_threads, slow_chat_predictor, sse_events, tiny_chat_model,
+                    tiny_intent_run, wait_until)
+
+__all__ = ["ACCOUNTS", "AMOUNTS", "CHAT_TEMPLATE", "DIALOGUES", "EXAMPLES", "FAST", "INTENT_EXAMPLES",
+           "PEOPLE", "ROOT", "SRC", "TEMPLATES", "WORDS", "ZEPHYR_TEMPLATE", "Interrupt", "SlowChat",
+           "assert_generation_stopped", "build_model_folder", "build_tokenizer", "db_rows", "fill",
+           "free_port", "generation_threads", "nlu_records", "slow_chat_predictor", "sse_events",
+           "tiny_chat_model", "tiny_intent_run", "tiny_nlu_bert", "tiny_nlu_run", "wait_until",
+           "write_intent_csv", "write_jsonl"]
