@@ -178,3 +178,21 @@ def db_rows(path: Path, table: str = "exchanges") -> list[dict]:
         return [dict(r) for r in db.execute(f"SELECT * FROM {table} ORDER BY rowid")]
     finally:
         db.close()
+
+
+def wait_healthy(url: str, process, timeout: float = 120) -> None:
+    """Wait until a server started as ``process`` answers ``/health`` with 200."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            stderr = process.stderr.read().decode()[-2000:] if process.stderr else ""
+            raise AssertionError(f"the server exited during start-up {stderr}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("server did not become healthy")

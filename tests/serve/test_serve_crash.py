@@ -21,7 +21,7 @@ import time
 import httpx
 
 from dialogtune.data.conversation_log import read_reviewed
-from helpers import free_port
+from helpers import free_port, wait_healthy
 
 ACKED_BEFORE_KILL = 40
 
@@ -57,17 +57,6 @@ def _load(url: str, acked: list[str], stop: threading.Event, counter) -> None:
                 pass  # cut off by the kill: not acknowledged, so not counted
 
 
-def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the server exited during start-up"
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("server did not become healthy")
 
 
 def test_sigkill_under_load_keeps_every_acknowledged_exchange(intent_run, chat_model,
@@ -85,7 +74,7 @@ def test_sigkill_under_load_keeps_every_acknowledged_exchange(intent_run, chat_m
     clients = [threading.Thread(target=_load, args=(url, acked, stop, counter))
                for _ in range(6)]
     try:
-        _wait_healthy(url, process)
+        wait_healthy(url, process)
         for client in clients:
             client.start()
         deadline = time.monotonic() + 120

@@ -15,7 +15,8 @@ import pytest
 
 from dialogtune.serve import ServeSettings, create_app
 from dialogtune.serve.runtime import BackgroundServer
-from helpers import assert_generation_stopped, db_rows, free_port, slow_chat_predictor
+from helpers import (assert_generation_stopped, db_rows, free_port, slow_chat_predictor,
+                     wait_healthy)
 
 openai = pytest.importorskip("openai")
 KEY = "live-secret"
@@ -101,17 +102,6 @@ def test_client_disconnect_stops_the_generation_thread(predictors, chat_model, t
     assert [r["id"] for r in db_rows(db)] == [short.json()["id"]]
 
 
-def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read().decode()[-2000:]
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("server did not become healthy")
 
 
 def test_sigterm_drains_in_flight_requests_and_keeps_every_row(intent_run, chat_model,
@@ -124,7 +114,7 @@ def test_sigterm_drains_in_flight_requests_and_keeps_every_row(intent_run, chat_
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         env={**os.environ, "HF_HUB_OFFLINE": "1"})
     try:
-        _wait_healthy(url, process)
+        wait_healthy(url, process)
 
         def one(i: int) -> bool:
             try:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator, Protocol
 
 from ...errors import DataError
+from ..files import json_records
 from ..records import Dialogue, Document, NluExample, Utterance
 
 
@@ -110,3 +111,15 @@ class Reader(Protocol):
 
     def __call__(self, out: Loaded, options: ReadOptions, items: Items | None = None) -> None:
         ...
+
+
+def json_objects(out: Loaded, items: Items | None = None) -> Iterator[tuple[int, dict]]:
+    """(line, object) for every JSON object of ``out.path`` (or of ``items``): a malformed
+    line or a value that is not an object is reported as a problem and skipped."""
+    for line, obj in items if items is not None else json_records(out.path):
+        if isinstance(obj, DataError):
+            out.problem_from(obj)
+        elif not isinstance(obj, dict):
+            out.problem(line, "expected a JSON object per line")
+        else:
+            yield line, obj

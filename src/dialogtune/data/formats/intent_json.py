@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 from ...errors import DataError
-from ..files import json_records
-from .base import Items, Loaded, ReadOptions
+from .base import Items, Loaded, ReadOptions, json_objects
 from .intent_rows import add_utterance, pick_keys
 
 
 def read_json_intents(out: Loaded, options: ReadOptions, items: Items | None = None) -> None:
     """Every object of the file; keys are found per object, as records may differ."""
-    for line, obj in items if items is not None else json_records(out.path):
-        if isinstance(obj, DataError):
-            out.problem_from(obj)
-            continue
-        if not isinstance(obj, dict):
-            out.problem(line, "expected a JSON object per line")
-            continue
+    for line, obj in json_objects(out, items):
         try:
             pick_keys(out, list(obj), options, line)
         except DataError as exc:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ...errors import DataError
 from ..files import json_records
-from .base import Items, Loaded, ReadOptions
+from .base import Items, Loaded, ReadOptions, json_objects
 from .nlu_spans import add_example, parse_json_spans
 
 
@@ -23,13 +23,7 @@ def read_nlu_jsonl(out: Loaded, options: ReadOptions, items: Items | None = None
     """Every ``{"text", "intent", "slots"}`` record (``slots`` may be absent: none)."""
     text_key = options.text_column or "text"
     intent_key = options.label_column or "intent"
-    for line, obj in items if items is not None else json_records(out.path):
-        if isinstance(obj, DataError):
-            out.problem_from(obj)
-            continue
-        if not isinstance(obj, dict):
-            out.problem(line, "expected a JSON object per line")
-            continue
+    for line, obj in json_objects(out, items):
         text = obj.get(text_key)
         try:
             spans = parse_json_spans(text, obj.get("slots"), line, out.path) \
