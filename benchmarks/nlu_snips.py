@@ -1,7 +1,8 @@
 """SNIPS joint NLU benchmark: dialogtune's default ``--task nlu`` vs a plain token-classification peer.
 
 Both run in this one process tree, on the same machine, one after the other:
-- dialogtune: ``dialogtune train --task nlu --data train.jsonl --output RUN`` (defaults),
+- dialogtune: ``dialogtune train --task nlu --data train.jsonl --eval-data validation.jsonl
+  --output RUN`` (defaults; SNIPS's own validation split picks the epoch, as in the papers),
   then ``dialogtune eval RUN --data test.jsonl``;
 - peer (slots only): AutoModelForTokenClassification + transformers.Trainer on the same
   encoder, whitespace words labelled B/I/O on their first sub-word, 3 epochs, batch 16,
@@ -42,9 +43,11 @@ def run_dialogtune(data: Path, out: Path, threads: int, extra: list[str]) -> dic
     """The user's commands, timed by the loop's own clock and as a whole."""
     cli = [sys.executable, "-m", "dialogtune.cli"]
     started = time.perf_counter()
+    validation = ["--eval-data", str(data / "validation.jsonl")] \
+        if (data / "validation.jsonl").exists() else []
     subprocess.run([*cli, "train", "--task", "nlu", "--data", str(data / "train.jsonl"),
-                    "--output", str(out), "--set", f"train.num_threads={threads}", *extra],
-                   check=True)
+                    *validation, "--output", str(out), "--set", f"train.num_threads={threads}",
+                    *extra], check=True)
     wall = time.perf_counter() - started
     metrics_path = out / "eval" / "metrics.json"
     subprocess.run([*cli, "eval", str(out), "--data", str(data / "test.jsonl"),
