@@ -176,3 +176,22 @@ def test_predict_refuses_a_chat_run(tmp_path):
 
     with pytest.raises(DialogtuneError, match="a chat run, not an intent or NLU run"):
         load_classifier(tmp_path)
+
+
+def test_dialogue_data_without_context_gets_the_measured_hint(tmp_path, caplog):
+    import logging
+
+    from dialogtune.config import RunConfig
+    from dialogtune.tasks.nlu import _hint_context
+
+    dialogues = write_jsonl(tmp_path / "d.jsonl", [{"messages": [
+        {"role": "assistant", "content": "Which account?"},
+        {"role": "user", "content": "checking", "intent": "balance", "slots": []}]}])
+    utterances = write_jsonl(tmp_path / "u.jsonl", [{"text": "hi", "intent": "greet"}])
+    with caplog.at_level(logging.WARNING, logger="dialogtune"):
+        _hint_context(RunConfig(task="nlu", data={"train": str(dialogues)}))
+        assert "data.context=previous" in caplog.text
+        caplog.clear()
+        _hint_context(RunConfig(task="nlu", data={"train": str(dialogues), "context": "previous"}))
+        _hint_context(RunConfig(task="nlu", data={"train": str(utterances)}))
+        assert caplog.text == ""

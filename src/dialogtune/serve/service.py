@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from ..data.conversation_log import ConversationStore, Exchange, Provenance
 from ..errors import PromptError
 from .errors import APIError, error_body, public_error
+from .feedback import record_feedback
 from .nlu import IntentEngine, torch_threads
 from .schemas import ChatCompletionRequest, FeedbackRequest, IntentRequest
 from .settings import ServeSettings
@@ -283,46 +284,8 @@ class DialogueService:
 
     async def feedback(self, request: FeedbackRequest,
                        provenance: Provenance | None = None) -> dict:
-        """Record a rating or correction for a logged exchange (404 for an unknown id),
-        with where it came from: feedback becomes training data."""
-        if self.store is None:
-            raise APIError(400, "feedback needs the conversation log: start the server with "
-                           "--log-db FILE", "logging_disabled")
-        limit = self.settings.max_correction_chars
-        if request.corrected_reply and len(request.corrected_reply) > limit:
-            raise APIError(400, f"corrected_reply exceeds {limit} characters",
-                           "correction_too_long", "corrected_reply")
-        try:
-            slots = await asyncio.to_thread(self._checked_slots, request)
-            row_id = await asyncio.to_thread(
-                self.store.add_feedback, request.completion_id, request.rating,
-                request.corrected_reply, request.corrected_intent, request.comment, provenance,
-                slots)
-        except KeyError:
-            raise APIError(404, f"no logged exchange with id '{request.completion_id}'",
-                           "unknown_completion_id", "completion_id") from None
-        return {"object": "feedback", "id": row_id, "completion_id": request.completion_id}
-
-    def _checked_slots(self, request: FeedbackRequest) -> list[dict] | None:
-        """``corrected_slots`` as stored, once checked against the logged user turn: in
-        bounds, not overlapping, not cutting a word (the NLU readers' rules); a 400 naming
-        the slot otherwise. KeyError for an unknown exchange."""
-        if request.corrected_slots is None:
-            return None
-        from ..data.formats.nlu_spans import check_spans
-        from ..data.records import Span
-
-        text = self.store.user_text(request.completion_id)
-        spans = [Span(s.slot, s.start, s.end) for s in request.corrected_slots]
-        if spans and text is None:
-            raise APIError(400, "the exchange has no user turn to put slots on",
-                           "invalid_slots", "corrected_slots")
-        problem = check_spans(text or "", spans) if spans else None
-        if problem is not None:
-            raise APIError(400, f"corrected_slots[{problem[0]}]: {problem[1]}",
-                           "invalid_slots", f"corrected_slots[{problem[0]}]")
-        return [{"slot": s.slot, "start": s.start, "end": s.end} for s in spans]
-
+        """Record a rating or correction for a logged exchange (see ``feedback.record``)."""
+        return await record_feedback(self.store, self.settings, request, provenance)
 
 async def _aiter(source) -> AsyncIterator[str]:
     """Iterate a list or an async iterator alike."""
