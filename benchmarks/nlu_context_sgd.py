@@ -19,15 +19,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from machine import machine
+
 DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 KEYS = ("accuracy", "slot_f1", "slot_precision", "slot_recall", "sentence_accuracy")
 
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def run(data: Path, out: Path, threads: int, context: bool) -> dict:
@@ -53,7 +49,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    results: dict = {"machine": {"cpu": cpu_model(), "threads": args.threads}}
+    results: dict = {"machine": machine(args.threads)}
     print("machine:", json.dumps(results["machine"]), flush=True)
     work = Path(tempfile.mkdtemp(prefix="bench-nlu-context-"))
     for domain in args.domains:

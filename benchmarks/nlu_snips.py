@@ -28,15 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import machine
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "snips"
 
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def run_dialogtune(data: Path, out: Path, threads: int, extra: list[str]) -> dict:
@@ -157,10 +153,10 @@ def main() -> None:
     parser.add_argument("extra", nargs="*", help="extra dialogtune train flags, after --")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    machine = {"cpu": cpu_model(), "threads": args.threads}
-    print("machine:", json.dumps(machine), flush=True)
+    host = machine(args.threads)
+    print("machine:", json.dumps(host), flush=True)
     work = Path(tempfile.mkdtemp(prefix="bench-snips-"))
-    results: dict = {"machine": machine}
+    results: dict = {"machine": host}
     if not args.peer_only:
         results["dialogtune"] = run_dialogtune(args.data_root, work / "dialogtune",
                                                args.threads, args.extra)
