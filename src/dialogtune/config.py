@@ -30,6 +30,8 @@ class DataConfig(_Section):
     min_examples_warning: int = 5
     # NLU: "previous" reads a dialogue user turn with the assistant turn before it
     context: Literal["previous"] | None = None
+    # NLU: slot labels on the first piece of each word ("first") or on every piece ("all")
+    slot_labels: Literal["first", "all"] = "first"
 
 
 class ModelConfig(_Section):

@@ -195,3 +195,22 @@ def test_dialogue_data_without_context_gets_the_measured_hint(tmp_path, caplog):
         _hint_context(RunConfig(task="nlu", data={"train": str(dialogues), "context": "previous"}))
         _hint_context(RunConfig(task="nlu", data={"train": str(utterances)}))
         assert caplog.text == ""
+
+
+@pytest.mark.parametrize("choice,expected", [("first", False), ("all", True)])
+def test_slot_label_setting_reaches_the_batches(nlu_data, tmp_path, monkeypatch, choice,
+                                                expected):
+    """``data.slot_labels`` chooses first-piece or every-piece slot labels for training."""
+    import dialogtune.tasks.nlu as nlu
+
+    seen = {}
+
+    def capture(*args, **kwargs):
+        seen.update(kwargs)
+        raise KeyboardInterrupt  # stop before any training step
+
+    monkeypatch.setattr(nlu, "nlu_batches", capture)
+    model = tiny_nlu_bert(tmp_path / "bert")
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config(tmp_path / "run", nlu_data, model, f"data.slot_labels={choice}"))
+    assert seen["all_subwords"] is expected

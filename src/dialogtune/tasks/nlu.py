@@ -75,7 +75,8 @@ def train_nlu(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
     max_length = cfg.data.max_length or 64
     batches = nlu_batches(tokenizer, data.train, data.labels, slots, max_length,
                           cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length,
-                          use_context=uses_context(cfg))
+                          use_context=uses_context(cfg),
+                          all_subwords=cfg.data.slot_labels == "all")
 
     def predictor(m) -> NluPredictor:
         return NluPredictor(m, tokenizer, data.labels, slots, cfg)
