@@ -42,13 +42,13 @@ def run_config(run: Path, data: Path, model: str, *overrides: str):
 def capture_trained(monkeypatch) -> dict:
     """Keep the in-memory model and tokenizer train_intent ends with."""
     seen: dict = {}
-    original = intent_run._write_intent_run
+    original = intent_run.write_intent_run
 
     def spy(run, model, tokenizer, *args, **kwargs):
         seen.update(model=model, tokenizer=tokenizer)
         return original(run, model, tokenizer, *args, **kwargs)
 
-    monkeypatch.setattr(intent_run, "_write_intent_run", spy)
+    monkeypatch.setattr(intent_run, "write_intent_run", spy)
     return seen
 
 

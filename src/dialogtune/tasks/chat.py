@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..inference.chat import ChatPredictor
 from ..config import RunConfig
 from ..data.encode.chat import EncodedDialogue, encode_dialogues
 from ..data.formats import read_dialogues
 from ..data.formats.documents import is_document_path
 from ..errors import DataError
+from ..inference.chat import ChatPredictor
 from ..strategies import CAUSAL_LM
 from .base import Task
 from .causal_lm import evaluate_lm, lm_defaults, train_lm

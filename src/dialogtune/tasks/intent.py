@@ -20,7 +20,11 @@ from ..data.formats import read_intents
 from ..data.quality.checks import fast_check_warnings, rare_label_warnings
 from ..data.transform.split import stratified_split
 from ..errors import DataError, DialogtuneError
-from ..evaluate.intent import calibrate_oos_threshold, evaluate_intent, score_probabilities
+from ..evaluate.intent import (
+    calibrate_oos_threshold,
+    evaluate_intent,
+    score_probabilities,
+)
 from ..evaluate.plots import plot_training_curves
 from ..inference.intent import Predictor, batched_probabilities
 from ..models.loading import load_intent_model
@@ -150,11 +154,11 @@ def train_intent(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
                  validate if data.validation else None, cfg.train, run.path,
                  learning_rate(cfg, CLASSIFIER), head_learning_rate(cfg.train),
                  Objective("accuracy", tie_breaker="loss"), resume, callbacks, fingerprint)
-    return _write_intent_run(run, model, tokenizer, data, cfg, result, trainable, total,
+    return write_intent_run(run, model, tokenizer, data, cfg, result, trainable, total,
                              max_length, source)
 
 
-def _write_intent_run(run: RunDir, model, tokenizer, data: IntentData, cfg: RunConfig,
+def write_intent_run(run: RunDir, model, tokenizer, data: IntentData, cfg: RunConfig,
                       result: FitResult, trainable: int, total: int, max_length: int,
                       source: str, probabilities=None, extra: dict | None = None) -> dict:
     """Write the run's files (summary, metrics, curves, weights last). ``probabilities``
@@ -209,8 +213,8 @@ def evaluate_intent_run(run: str | Path, data: str, output: Path | None = None,
 
 # Defaults other tasks do not share. 2 epochs: measured on BANKING77 (benchmarks/RESULTS.md),
 # test accuracy 0.931 vs 0.936 for 3 epochs, in two thirds of the time.
-TASK = Task("intent", CLASSIFIER,
-            defaults={"model": {"name": "minilm"}, "strategy": {"name": "full"},
-                      "data": {"max_length": 64}, "train": {"epochs": 2, "min_steps": 100}},
+DEFAULTS = {"model": {"name": "minilm"}, "strategy": {"name": "full"},
+            "data": {"max_length": 64}, "train": {"epochs": 2, "min_steps": 100}}
+TASK = Task("intent", CLASSIFIER, defaults=DEFAULTS,
             train=train_intent, evaluate=evaluate_intent_run, load_predictor=Predictor.from_run,
             read_data=read_intent_records)

@@ -26,13 +26,19 @@ from ..data.quality.checks import rare_label_warnings
 from ..errors import DataError, DialogtuneError
 from ..evaluate.intent import evaluate_intent
 from ..evaluate.slots import sentence_accuracy, slot_report, slot_scores
-from ..models.nlu import load_nlu_model, nlu_loss
 from ..inference.nlu import NluPredictor, uses_context
+from ..models.nlu import load_nlu_model, nlu_loss
+from ..runs.layout import EvalDir, RunDir
 from ..strategies import CLASSIFIER
 from ..train import Objective, fit
 from .base import Task
-from .intent import (_write_intent_run, head_learning_rate, intent_validation_metrics,
-                     split_intent_data)
+from .intent import DEFAULTS as INTENT_DEFAULTS
+from .intent import (
+    head_learning_rate,
+    intent_validation_metrics,
+    split_intent_data,
+    write_intent_run,
+)
 from .steps import adapt_model, learning_rate, start_run
 
 log = logging.getLogger("dialogtune")
@@ -93,7 +99,7 @@ def train_nlu(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
                  learning_rate(cfg, CLASSIFIER), head_learning_rate(cfg.train),
                  Objective("sentence_accuracy", tie_breaker="loss"), resume, callbacks,
                  fingerprint)
-    return _write_intent_run(run, model, tokenizer, data, cfg, result, trainable, total,
+    return write_intent_run(run, model, tokenizer, data, cfg, result, trainable, total,
                              max_length, source, probabilities,
                              {"slot_types": len(slots.slots)})
 
@@ -140,12 +146,12 @@ def evaluate_nlu_run(run: str | Path, data: str, output: Path | None = None,
         raise DialogtuneError("--base applies to chat runs: the NLU heads start random")
     cfg = read_run_config(Path(run))
     records = read_nlu_records(cfg, data)
-    out_dir = Path(output).parent if output else Path(run) / "eval"
+    out = EvalDir(Path(output).parent) if output else RunDir(Path(run)).eval
     predictor = NluPredictor.from_run(run, policy)
-    metrics = evaluate_intent(predictor, records, out_dir, oos_threshold)
+    metrics = evaluate_intent(predictor, records, out.path, oos_threshold)
     frames = predictor.frames([r.text for r in records], [r.context for r in records])
     metrics.update(slot_report(records, frames))
-    write_json_atomic(metrics, Path(output) if output else out_dir / "metrics.json")
+    write_json_atomic(metrics, Path(output) if output else out.metrics)
     return metrics
 
 
@@ -155,7 +161,6 @@ def evaluate_nlu_run(run: str | Path, data: str, output: Path | None = None,
 # (0.959 / 0.900 → 0.959 / 0.899); test slot F1 0.945 after 2 epochs, 0.957 after 4.
 # Small data is governed by min_steps, as for intents.
 TASK = Task("nlu", CLASSIFIER,
-            defaults={"model": {"name": "minilm"}, "strategy": {"name": "full"},
-                      "data": {"max_length": 64}, "train": {"epochs": 4, "min_steps": 100}},
+            defaults={**INTENT_DEFAULTS, "train": {**INTENT_DEFAULTS["train"], "epochs": 4}},
             train=train_nlu, evaluate=evaluate_nlu_run, load_predictor=NluPredictor.from_run,
             read_data=read_nlu_records)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..inference.chat import ChatPredictor
 from ..config import RunConfig
 from ..data.encode.chat import EncodedDialogue
 from ..data.encode.documents import document_blocks
 from ..data.formats import read_documents
+from ..inference.chat import ChatPredictor
 from ..strategies import CAUSAL_LM
 from .base import Task
 from .causal_lm import evaluate_lm, lm_defaults, train_lm
