@@ -75,6 +75,18 @@ class Loaded:
         """The problems as ``data check`` reports them (file, line, field, message)."""
         return [p.as_dict() for p in self.problems]
 
+    def refuse_unreadable(self, records: list, hint: str, text_field: str | None = None
+                          ) -> None:
+        """Stop at the first unreadable row or empty text of a leniently read file, for
+        verbs that rewrite a file whole (``convert``): ``hint`` says what to run first."""
+        if self.problems:
+            first = self.problems[0]
+            raise DataError(f"{first.message} ({hint})", first.file, first.line, first.field)
+        empty = next((r for r in records if not r.text.strip()), None)
+        if empty is not None:
+            raise DataError("empty text (dialogtune data fix drops empty rows)", self.path,
+                            empty.line, text_field)
+
     def problem(self, line: int | None, message: str, field_name: str | None = None,
                 file: str | None = None) -> None:
         """Strict: raise it now. Lenient: list it; the reader skips the row and reads on."""

@@ -65,14 +65,8 @@ class Dropped:
 def read_for_conversion(path: str | Path) -> Loaded:
     """Read any supported input; the first unreadable row stops it (run ``data fix`` first)."""
     loaded = read(path, strict=False)
-    if loaded.malformed:
-        first = loaded.malformed[0]
-        raise DataError(f"{first['message']} (dialogtune data fix drops unreadable rows)",
-                        first["file"], first["line"], first["field"])
-    empty = next((r for r in loaded.utterances if not r.text.strip()), None)
-    if empty is not None:
-        raise DataError("empty text (dialogtune data fix drops empty rows)", loaded.path,
-                        empty.line, loaded.text_key)
+    loaded.refuse_unreadable(loaded.utterances, "dialogtune data fix drops unreadable rows",
+                             loaded.text_key)
     if loaded.kind == "dialogue":
         loaded.dialogues = [_normalise_dialogue(d, loaded.format) for d in loaded.dialogues]
     return loaded

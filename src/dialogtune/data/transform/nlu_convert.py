@@ -48,14 +48,7 @@ def read_nlu_for_conversion(path: str | Path) -> Loaded:
         loaded.examples = [NluExample(u.text, u.label, (), None, u.line, u.source)
                            for u in loaded.utterances]
         loaded.kind = "nlu"
-    if loaded.malformed:
-        first = loaded.malformed[0]
-        raise DataError(f"{first['message']} (dialogtune data check lists every problem)",
-                        first["file"], first["line"], first["field"])
-    empty = next((e for e in loaded.examples if not e.text.strip()), None)
-    if empty is not None:
-        raise DataError("empty text (dialogtune data fix drops empty rows)", loaded.path,
-                        empty.line)
+    loaded.refuse_unreadable(loaded.examples, "dialogtune data check lists every problem")
     return loaded
 
 
