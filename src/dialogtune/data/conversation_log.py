@@ -4,8 +4,8 @@ WAL mode and one commit per row, made before the response is sent, mean that an 
 whose reply a client received is in the file even if the server is killed (SIGKILL) right
 after. ``synchronous=FULL`` fsyncs the WAL at each commit, so it also survives a power loss
 or an OS crash on a disk that honours fsync (NORMAL keeps it across a process crash only);
-measured cost: a commit took 0.40 ms (median) instead of 0.017 ms, negligible beside a
-reply's generation. Readers such as ``dialogtune data export-logs`` open the file
+measured cost (benchmarks/log_commit_latency.py, 300 commits, two runs): 0.22–0.23 ms
+median, p99 under 0.5 ms, instead of 0.017 ms; negligible beside a reply's generation. Readers such as ``dialogtune data export-logs`` open the file
 read-only while the server writes. The file holds users' conversations: it is created
 readable by its owner only (0600), as are SQLite's ``-wal``/``-shm`` beside it.
 """
