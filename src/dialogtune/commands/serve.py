@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from ..errors import DialogtuneError
+from .common import PICKLE_HELP
 
 API_KEY_ENV = "DIALOGTUNE_API_KEY"
 log = logging.getLogger("dialogtune")
@@ -39,8 +40,7 @@ def serve(
         None, "--fallback-reply", help="Answer out-of-scope turns with this text."),
     max_tokens: int = typer.Option(1024, "--max-tokens-limit",
                                    help="Largest max_tokens a request may ask for."),
-    allow_pickle: bool = typer.Option(
-        False, "--allow-pickle", help="Load .bin/.pt (pickle) weights, which can run code."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
     generation_timeout: float = typer.Option(
         300.0, "--generation-timeout",
         help="Seconds one generation may run; the reply so far is returned, cut ('length')."),
