@@ -30,7 +30,6 @@ def _tiny_tokenizer(folder: Path):
     from transformers import BertTokenizerFast
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(WORDS)]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     # transformers 5 ignores ``vocab_file`` here (every token became [UNK]): pass the map
     tokenizer = BertTokenizerFast(vocab={word: i for i, word in enumerate(vocab)},
                                   do_lower_case=True)
