@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from ...errors import ConfigError, DataError
 from ..records import Dialogue
+from .tools import template_messages
 
 log = logging.getLogger("dialogtune")
 IGNORE = -100
@@ -67,26 +68,58 @@ def neutralize(tokenizer, messages: list[dict]) -> list[dict]:
     if pattern is None:
         return messages
     escape = lambda m: m.group(0)[0] + ZERO_WIDTH_SPACE + m.group(0)[1:]  # noqa: E731
-    return [{**m, "content": pattern.sub(escape, m["content"])}
-            if isinstance(m.get("content"), str) else m for m in messages]
+    return [_neutralize_message(m, lambda text: pattern.sub(escape, text)) for m in messages]
 
 
-def render(tokenizer, messages: list[dict], generation_prompt: bool = False) -> str:
-    """The template's text for ``messages`` (no tokenization), contents neutralized."""
+def _neutralize_message(message: dict, plain) -> dict:
+    """One message with ``plain`` applied to its content and its calls' arguments (user
+    text copied into an argument must not become a control token either)."""
+    out = dict(message)
+    if isinstance(out.get("content"), str):
+        out["content"] = plain(out["content"])
+    if isinstance(out.get("tool_calls"), list):
+        out["tool_calls"] = [_neutralize_call(call, plain) for call in out["tool_calls"]]
+    return out
+
+
+def _neutralize_call(call, plain):
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
+        return call
+    return {**call, "function": {**function, "arguments": plain(function["arguments"])}}
+
+
+def render(tokenizer, messages: list[dict], generation_prompt: bool = False,
+           tools: list[dict] | None = None) -> str:
+    """The template's text for ``messages`` (no tokenization), contents neutralized; tools,
+    calls and results as ``encode.tools`` writes them for this template."""
     ensure_chat_template(tokenizer)
-    return tokenizer.apply_chat_template(neutralize(tokenizer, messages), tokenize=False,
-                                         add_generation_prompt=generation_prompt)
+    messages, keywords = template_messages(tokenizer, neutralize(tokenizer, messages), tools)
+    return tokenizer.apply_chat_template(messages, tokenize=False,
+                                         add_generation_prompt=generation_prompt, **keywords)
 
 
-def render_prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
+def render_prompt_ids(tokenizer, messages: list[dict], tools: list[dict] | None = None
+                      ) -> list[int]:
     """Token ids of ``messages`` followed by the assistant generation marker."""
-    text = render(tokenizer, messages, generation_prompt=True)
+    text = render(tokenizer, messages, generation_prompt=True, tools=tools)
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+TOOL_FIELDS = ("tool_calls", "tool_call_id", "name")
+
+
 def message_dicts(dialogue: Dialogue) -> list[dict]:
-    """The ``{"role", "content"}`` list a chat template expects."""
-    return [{"role": m.role, "content": m.content} for m in dialogue.messages]
+    """The ``{"role", "content"}`` list a chat template expects, with the OpenAI tool
+    fields (``tool_calls``, ``tool_call_id``, ``name``) of messages that have them."""
+    return [{"role": m.role, "content": m.content,
+             **{k: m.extra[k] for k in TOOL_FIELDS if m.extra.get(k) is not None}}
+            for m in dialogue.messages]
+
+
+def dialogue_tools(dialogue: Dialogue) -> list[dict] | None:
+    """The functions a dialogue may call (its ``tools``), None when it has none."""
+    return dialogue.extra.get("tools") or None
 
 
 @dataclass
@@ -120,16 +153,18 @@ class EncodeStats:
 
 
 def assistant_spans(tokenizer, messages: list[dict], trained: list[bool],
-                    where: tuple[str | None, int | None] = (None, None)) -> tuple[str, list]:
-    """The whole dialogue's text and the (start, end) character span of each trained reply."""
+                    where: tuple[str | None, int | None] = (None, None),
+                    tools: list[dict] | None = None) -> tuple[str, list]:
+    """The whole dialogue's text and the (start, end) character span of each trained reply
+    (a reply's tool calls included: they are assistant text to learn)."""
     messages = neutralize(tokenizer, messages)  # so the reply search sees rendered contents
-    full = render(tokenizer, messages)
+    full = render(tokenizer, messages, tools=tools)
     spans, cursor = [], 0
     for i, message in enumerate(messages):
         if message["role"] != "assistant" or not trained[i]:
             continue
-        upto = render(tokenizer, messages[:i + 1])
-        prompt = render(tokenizer, messages[:i], generation_prompt=True) if i else ""
+        upto = render(tokenizer, messages[:i + 1], tools=tools)
+        prompt = render(tokenizer, messages[:i], generation_prompt=True, tools=tools) if i else ""
         start = len(prompt) if prompt and upto.startswith(prompt) else _find_reply(
             upto, message["content"])
         end = len(upto.rstrip())
@@ -193,7 +228,7 @@ def encode_dialogue(tokenizer, dialogue: Dialogue, max_length: int | None = None
         return None, 0
     last = max(i for i, t in enumerate(trained) if t)
     text, spans = assistant_spans(tokenizer, messages[:last + 1], trained,
-                                  (dialogue.source, dialogue.line))
+                                  (dialogue.source, dialogue.line), dialogue_tools(dialogue))
     ids, labels, ends = tokenize_with_spans(tokenizer, text, spans)
     keep = len(spans)
     if max_length:

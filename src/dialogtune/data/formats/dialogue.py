@@ -2,21 +2,31 @@
 
 The format is detected from the first readable record unless named. Every record is
 validated; a bad one is a problem with file, line and field (see ``base``).
+
+Tool calling (``data.tool_calls``): chat records may carry ``tools`` and messages with
+``tool_calls`` (assistant) and role ``tool`` — the OpenAI fine-tuning form, whose legacy
+``functions`` / ``function_call`` / role ``function`` are read into the same shape;
+ShareGPT's ``function_call`` / ``observation`` turns and ``tools`` (a JSON string, as
+LLaMA-Factory writes it) too. Every dialogue comes out in one form: ``extra["tools"]`` in
+OpenAI form, ``tool_calls`` with ids, results with ``tool_call_id`` and ``name``.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ...errors import DataError
 from ..files import json_records
 from ..records import Dialogue, Message
+from ..tool_calls import ToolCallError, calls_from_openai, openai_tools
 from .base import Items, Loaded, ReadOptions
 
 FORMATS = ("chat", "sharegpt", "alpaca")
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
-                  "assistant": "assistant", "model": "assistant", "bot": "assistant"}
+                  "assistant": "assistant", "model": "assistant", "bot": "assistant",
+                  "function_call": "assistant", "observation": "tool", "tool": "tool"}
 
 
 def detect_format(obj: Any) -> str | None:
@@ -66,8 +76,62 @@ def parse_dialogue(obj: Any, fmt: str, path: str, line: int) -> Dialogue:
         raise DataError("expected a JSON object", path, line)
     parser = {"chat": _parse_chat, "sharegpt": _parse_sharegpt, "alpaca": _parse_alpaca}[fmt]
     messages, consumed = parser(obj, path, line)
-    extra = {k: v for k, v in obj.items() if k not in consumed}
-    return Dialogue(messages, line, path, extra)
+    extra = {k: v for k, v in obj.items() if k not in consumed and k != "functions"}
+    tools = _tools_of(obj, path, line)
+    if tools:
+        extra["tools"] = tools
+    else:
+        extra.pop("tools", None)
+    return Dialogue(_link_results(messages, path, line), line, path, extra)
+
+
+def _tools_of(obj: dict, path: str, line: int) -> list[dict] | None:
+    """The record's functions in OpenAI form: ``tools`` (a list, or a JSON string as
+    ShareGPT files hold it) or the legacy ``functions``."""
+    raw, field = (obj.get("tools"), "tools") if obj.get("tools") else (obj.get("functions"),
+                                                                        "functions")
+    if not raw:
+        return None
+    try:
+        if isinstance(raw, str):
+            raw = json.loads(raw)
+        return openai_tools(raw)
+    except (ValueError, ToolCallError) as exc:
+        raise DataError(f"{field} is not a list of function definitions: {exc}", path, line,
+                        getattr(exc, "field", None) or field) from None
+
+
+def _link_results(messages: list[Message], path: str, line: int) -> list[Message]:
+    """Ids on every call (``call_N`` where missing) and each result's ``tool_call_id`` and
+    ``name`` taken from the oldest call it can answer when it has none (ShareGPT
+    observations and legacy ``function`` messages name no call)."""
+    open_calls: list[dict] = []
+    count = 0
+    for i, message in enumerate(messages):
+        calls = message.extra.get("tool_calls")
+        if calls:
+            for call in calls:
+                count += 1
+                call.setdefault("id", f"call_{count}")
+                call.setdefault("type", "function")
+            open_calls = list(calls)
+        elif message.role == "tool":
+            answered = _answered_call(message, open_calls)
+            if answered is None:
+                raise DataError("a tool result with no call before it to answer", path, line,
+                                f"messages[{i}]")
+            message.extra.setdefault("tool_call_id", answered["id"])
+            message.extra.setdefault("name", answered["function"]["name"])
+    return messages
+
+
+def _answered_call(message: Message, open_calls: list[dict]) -> dict | None:
+    wanted = message.extra.get("tool_call_id")
+    for call in open_calls:
+        if wanted is None or call.get("id") == wanted:
+            open_calls.remove(call)
+            return call
+    return None
 
 
 def _text(value: Any, path: str, line: int, field: str) -> str:
@@ -85,17 +149,38 @@ def _parse_chat(obj: dict, path: str, line: int) -> tuple[list[Message], set[str
         field = f"messages[{i}]"
         if not isinstance(item, dict):
             raise DataError("expected an object with role and content", path, line, field)
-        role = item.get("role")
+        role = "tool" if item.get("role") == "function" else item.get("role")  # legacy name
         if role not in ROLES:
             raise DataError(f"role must be one of {list(ROLES)}, got {role!r}", path, line,
                             f"{field}.role")
-        content = _text(item.get("content"), path, line, f"{field}.content")
+        calls = _calls_of(item, path, line, field)
+        content = "" if calls and item.get("content") is None else _text(
+            item.get("content"), path, line, f"{field}.content")
         weight = item.get("weight")
         if weight is not None and weight not in (0, 1):
             raise DataError("weight must be 0 or 1", path, line, f"{field}.weight")
-        extra = {k: v for k, v in item.items() if k not in ("role", "content", "weight")}
+        extra = {k: v for k, v in item.items()
+                 if k not in ("role", "content", "weight", "function_call", "tool_calls")}
+        if calls:
+            extra["tool_calls"] = calls
         messages.append(Message(role, content, weight, extra))
     return messages, {"messages"}
+
+
+def _calls_of(item: dict, path: str, line: int, field: str) -> list[dict] | None:
+    """An assistant message's calls in OpenAI form (``tool_calls`` or the legacy
+    ``function_call``); arguments must parse as a JSON object."""
+    raw, key = (item.get("tool_calls"), "tool_calls") if item.get("tool_calls") else (
+        item.get("function_call"), "function_call")
+    if not raw:
+        return None
+    if item.get("role") != "assistant":
+        raise DataError("only assistant messages make tool calls", path, line, f"{field}.{key}")
+    try:
+        calls = calls_from_openai(raw, key)
+    except ToolCallError as exc:
+        raise DataError(str(exc), path, line, f"{field}.{exc.field}") from None
+    return [{k: v for k, v in c.to_openai("").items() if k != "id" or v} for c in calls]
 
 
 def _parse_sharegpt(obj: dict, path: str, line: int) -> tuple[list[Message], set[str]]:
@@ -109,13 +194,30 @@ def _parse_sharegpt(obj: dict, path: str, line: int) -> tuple[list[Message], set
         field = f"conversations[{i}]"
         if not isinstance(item, dict):
             raise DataError("expected an object with from and value", path, line, field)
-        role = SHAREGPT_ROLES.get(str(item.get("from", "")).lower())
+        speaker = str(item.get("from", "")).lower()
+        role = SHAREGPT_ROLES.get(speaker)
         if role is None:
             raise DataError(f"unknown speaker {item.get('from')!r}", path, line, f"{field}.from")
         content = _text(item.get("value"), path, line, f"{field}.value")
         extra = {k: v for k, v in item.items() if k not in ("from", "value")}
+        if speaker == "function_call":  # value: {"name", "arguments"} or a list of them
+            extra["tool_calls"] = _sharegpt_calls(content, path, line, f"{field}.value")
+            content = ""
         messages.append(Message(role, content, None, extra))
     return messages, {"conversations", "system"}
+
+
+def _sharegpt_calls(value: str, path: str, line: int, field: str) -> list[dict]:
+    """A ShareGPT ``function_call`` turn's calls in OpenAI form."""
+    try:
+        raw = json.loads(value)
+        items = raw if isinstance(raw, list) else [raw]
+        calls = calls_from_openai([{"type": "function", "function": item} for item in items],
+                                  field)
+    except ValueError as exc:
+        raise DataError(f"a function_call turn must hold JSON: {exc}", path, line,
+                        field) from None
+    return [{k: v for k, v in c.to_openai("").items() if k != "id"} for c in calls]
 
 
 def _parse_alpaca(obj: dict, path: str, line: int) -> tuple[list[Message], set[str]]:
