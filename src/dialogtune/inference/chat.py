@@ -13,6 +13,7 @@ from torch import nn
 from ..checkpoint import load_trainable
 from ..config import RunConfig, read_run_config
 from ..data.encode.chat import end_of_turn_ids, ensure_chat_template, render_prompt_ids
+from ..data.tool_calls import ParsedReply, parse_reply
 from ..errors import DialogtuneError, PromptError
 from ..models.lm import load_lm
 from ..models.loading import LoadPolicy
@@ -92,13 +93,14 @@ class ChatPredictor:
         sizes = [s for s in sizes if isinstance(s, int) and 0 < s < NO_LIMIT]
         return min(sizes) if sizes else None
 
-    def prompt_ids(self, messages: list[dict], max_new_tokens: int = 0) -> torch.Tensor:
+    def prompt_ids(self, messages: list[dict], max_new_tokens: int = 0,
+                   tools: list[dict] | None = None) -> torch.Tensor:
         """The prompt as a (1, n) tensor; PromptError when the chat template refuses the
         conversation or prompt + ``max_new_tokens`` exceeds the model's context."""
         from jinja2 import TemplateError
 
         try:
-            ids = render_prompt_ids(self.tokenizer, messages)
+            ids = render_prompt_ids(self.tokenizer, messages, tools)
         except TemplateError as exc:  # e.g. "roles must alternate user/assistant"
             raise PromptError(f"the model's chat template refused the messages: {exc}") from None
         limit = self.context_length
@@ -108,9 +110,20 @@ class ChatPredictor:
                               "tokens (send fewer or shorter messages)")
         return torch.tensor([ids])
 
-    def check_prompt(self, messages: list[dict], max_new_tokens: int) -> int:
+    def check_prompt(self, messages: list[dict], max_new_tokens: int,
+                     tools: list[dict] | None = None) -> int:
         """The prompt's token count, after the checks of :meth:`prompt_ids`."""
-        return int(self.prompt_ids(messages, max_new_tokens).shape[1])
+        return int(self.prompt_ids(messages, max_new_tokens, tools).shape[1])
+
+    def respond(self, messages: list[dict], tools: list[dict] | None = None,
+                max_new_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0,
+                seed: int | None = None) -> ParsedReply:
+        """The next assistant turn: its words and the tool calls it makes (read from the
+        built-in ``<tool_call>`` form). ``messages`` may hold earlier calls and results."""
+        ids = self.prompt_ids(messages, max_new_tokens, tools)
+        with self._lock:
+            new = self._generate_ids(ids, max_new_tokens, temperature, top_p, seed)
+        return parse_reply(self.tokenizer.decode(new, skip_special_tokens=True))
 
     def _generate_kwargs(self, max_new_tokens: int, temperature: float, top_p: float,
                          seed: int | None) -> dict:
