@@ -13,7 +13,7 @@ from torch import nn
 from ..checkpoint import load_trainable
 from ..config import RunConfig, read_run_config
 from ..data.encode.chat import end_of_turn_ids, ensure_chat_template, render_prompt_ids
-from ..data.tool_calls import ParsedReply, parse_reply
+from ..data.tool_calls import CALL_OPEN, ParsedReply, ToolCall, parse_reply
 from ..errors import DialogtuneError, PromptError
 from ..models.lm import load_lm
 from ..models.loading import LoadPolicy
@@ -125,6 +125,37 @@ class ChatPredictor:
             new = self._generate_ids(ids, max_new_tokens, temperature, top_p, seed)
         return parse_reply(self.tokenizer.decode(new, skip_special_tokens=True))
 
+    def stream_respond(self, messages: list[dict], tools: list[dict] | None = None,
+                       max_new_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0,
+                       seed: int | None = None, cancel: threading.Event | None = None,
+                       deadline: float | None = None) -> Iterator[str | ToolCall]:
+        """The next assistant turn as it is generated: text pieces (``str``), then each
+        tool call (``ToolCall``) once the reply is complete. Call text never reaches the
+        text pieces: from the first ``<tool_call>`` on, everything is held and parsed."""
+        held, calling = "", False
+        for piece in self._stream_ids(self.prompt_ids(messages, max_new_tokens, tools),
+                                      max_new_tokens, temperature, top_p, seed, cancel,
+                                      deadline):
+            held += piece
+            if not calling and CALL_OPEN in held:
+                before, held = held.split(CALL_OPEN, 1)
+                held, calling = CALL_OPEN + held, True
+                if before:
+                    yield before
+            elif not calling:
+                keep = _partial_marker(held, CALL_OPEN)
+                if len(held) > keep:
+                    yield held[:len(held) - keep]
+                    held = held[len(held) - keep:]
+        if not calling:
+            if held:
+                yield held
+            return
+        parsed = parse_reply(held)
+        if parsed.content:  # words after the calls
+            yield parsed.content
+        yield from parsed.calls
+
     def _generate_kwargs(self, max_new_tokens: int, temperature: float, top_p: float,
                          seed: int | None) -> dict:
         if seed is not None:
@@ -159,9 +190,16 @@ class ChatPredictor:
         released, so there is never more than one generation per model. An exception in the
         thread ends the stream and is re-raised here, in the consumer.
         """
+        ids = self.prompt_ids(messages, max_new_tokens)
+        yield from _cut_at_stop(self._stream_ids(ids, max_new_tokens, temperature, top_p, seed,
+                                                 cancel, deadline), stop or [])
+
+    def _stream_ids(self, ids: torch.Tensor, max_new_tokens: int, temperature: float,
+                    top_p: float, seed: int | None, cancel: threading.Event | None,
+                    deadline: float | None) -> Iterator[str]:
+        """Decoded text pieces of a generation from ``ids`` (see :meth:`stream`)."""
         from transformers import TextIteratorStreamer
 
-        ids = self.prompt_ids(messages, max_new_tokens)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True,
                                         skip_special_tokens=True)
         halt = StopSignal(threading.Event(), cancel, deadline)
@@ -179,7 +217,7 @@ class ChatPredictor:
             worker = threading.Thread(target=generate, name=GENERATION_THREAD, daemon=True)
             worker.start()
             try:
-                yield from _cut_at_stop(streamer, stop or [])
+                yield from streamer
             finally:  # stop string, close() or an error downstream: stop generating now
                 halt.local.set()
                 worker.join()
@@ -229,6 +267,15 @@ class StopSignal:
                                   device=input_ids.device)
 
         return _Halt()
+
+
+def _partial_marker(text: str, marker: str) -> int:
+    """Length of the longest end of ``text`` that begins ``marker`` (held back: the next
+    piece may complete it)."""
+    for size in range(min(len(marker) - 1, len(text)), 0, -1):
+        if text.endswith(marker[:size]):
+            return size
+    return 0
 
 
 def _cut_at_stop(pieces: Iterator[str], stops: list[str]) -> Iterator[str]:
