@@ -6,6 +6,10 @@
   turns (in file order), each given the dialogue up to that turn; BLEU (sacrebleu corpus),
   mean ROUGE-L F1 and slot-value recall (``metrics.slot_value_recall``) against the
   reference replies.
+- Tool-calling data (any tools, call or result): the ``tool_calls`` and ``grounding``
+  blocks too, over the turns ``chat_tools.tool_turns`` picks (up to ``generate_turns``
+  call turns and the word turns among them); BLEU, ROUGE-L and slot recall then cover the
+  word turns. A run trained without tools is scored as it was trained (``chat_tools``).
 The same functions score a run, its base model and any other model (the benchmark's peer).
 """
 
@@ -16,7 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.encode.chat import encode_dialogues, message_dicts
+from ..data.encode.tools import call_text, dialogues_use_tools
 from ..data.records import Dialogue
+from ..data.tool_calls import message_calls
+from .chat_tools import (ToolTurn, respond_turns, shown, token_budget, tool_blocks, tool_turns,
+                         without_tools)
 from .metrics import corpus_bleu, mean_rouge_l, slot_value_recall
 
 
@@ -75,9 +83,13 @@ def reply_metrics(samples: list[TurnSample], replies: list[str]) -> dict:
 
 
 def evaluate_predictor(predictor, dialogues: list[Dialogue], max_length: int | None,
-                       generate_turns: int = 40, max_new_tokens: int = 48
-                       ) -> tuple[dict, list[TurnSample], list[str]]:
-    """All chat metrics for one model; returns (metrics, samples, replies)."""
+                       generate_turns: int = 40, max_new_tokens: int = 48,
+                       with_tools: bool = True) -> tuple[dict, list, list[str]]:
+    """All chat metrics for one model; returns (metrics, samples, replies). On tool data,
+    ``with_tools`` False scores a model trained without tools (see ``chat_tools``)."""
+    if dialogues_use_tools(dialogues):
+        return evaluate_tool_predictor(predictor, dialogues, max_length, generate_turns,
+                                       max_new_tokens, with_tools)
     started = time.perf_counter()
     metrics = perplexity_metrics(predictor.model, predictor.tokenizer, dialogues, max_length)
     metrics["perplexity_seconds"] = round(time.perf_counter() - started, 2)
@@ -90,8 +102,57 @@ def evaluate_predictor(predictor, dialogues: list[Dialogue], max_length: int | N
     return metrics, samples, replies
 
 
+def evaluate_tool_predictor(predictor, dialogues: list[Dialogue], max_length: int | None,
+                            generate_turns: int, max_new_tokens: int, with_tools: bool = True
+                            ) -> tuple[dict, list[ToolTurn], list[str]]:
+    """Chat metrics plus ``tool_calls`` / ``grounding`` on tool-calling dialogues."""
+    started = time.perf_counter()
+    seen = dialogues if with_tools else [without_tools(d) for d in dialogues]
+    metrics = perplexity_metrics(predictor.model, predictor.tokenizer, seen, max_length)
+    metrics["perplexity_seconds"] = round(time.perf_counter() - started, 2)
+    turns = tool_turns(dialogues, generate_turns, with_tools)
+    budget = token_budget(predictor.tokenizer, dialogues, max_new_tokens)
+    started = time.perf_counter()
+    replies = respond_turns(predictor, turns, budget)
+    words = [(t, r.content) for t, r in zip(turns, replies) if not t.calls]
+    metrics.update(reply_metrics([t for t, _ in words], [text for _, text in words]))
+    metrics.update(tool_blocks(turns, replies, with_tools))
+    metrics.update(generation_seconds=round(time.perf_counter() - started, 2),
+                   generated_turns=len(turns), word_turns=len(words), max_new_tokens=budget,
+                   uses_tools=with_tools)
+    return metrics, turns, [shown(r) for r in replies]
+
+
+def replies_for(predictor, samples: list, max_new_tokens: int) -> list[str]:
+    """Another model's replies to the same samples (the side-by-side's base column)."""
+    if samples and isinstance(samples[0], ToolTurn):
+        return [shown(r) for r in respond_turns(predictor, samples, max_new_tokens)]
+    return generate_replies(predictor, samples, max_new_tokens)
+
+
+def run_uses_tools(run: Path) -> bool:
+    """Whether the run was trained on tool-calling data (``data.uses_tools`` of its
+    summary, recorded by the chat task); runs without the record are taken to use them."""
+    import json
+
+    from ..runs.layout import RunDir
+
+    try:
+        summary = json.loads(RunDir(Path(run)).summary.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return (summary.get("data") or {}).get("uses_tools") is not False
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", "<br>") or " "
+
+
+def _shown_message(message: dict) -> str:
+    """A context message as text: its words, then its calls in the built-in form."""
+    calls = message_calls(message) if message["role"] == "assistant" else []
+    words = [message["content"]] if message["content"] else []
+    return "\n".join(words + ([call_text(calls)] if calls else []))
 
 
 def write_side_by_side(path: Path, samples: list[TurnSample], columns: dict[str, list[str]]
@@ -100,7 +161,7 @@ def write_side_by_side(path: Path, samples: list[TurnSample], columns: dict[str,
     lines = ["| # | context | reference | " + " | ".join(columns) + " |",
              "|---|---|---|" + "---|" * len(columns)]
     for i, sample in enumerate(samples):
-        context = "<br>".join(f"**{m['role']}**: {_cell(m['content'])}"
+        context = "<br>".join(f"**{m['role']}**: {_cell(_shown_message(m))}"
                               for m in sample.context if m["role"] != "system")
         replies = " | ".join(_cell(column[i]) for column in columns.values())
         lines.append(f"| {i + 1} | {context} | {_cell(sample.reference)} | {replies} |")
@@ -116,7 +177,9 @@ def evaluate_run_on(run: Path, data: str, output: Path | None, base: bool,
 
     ``policy``: what the command line allows (remote code, pickle); default neither.
     ``documents``: the run learned documents, so score perplexity over document blocks (a
-    document file, ``.txt``/``.md``, is scored that way for any run)."""
+    document file, ``.txt``/``.md``, is scored that way for any run). On tool data the run
+    (and, with ``base``, its base model) is scored with or without tools as it was trained
+    (:func:`run_uses_tools`)."""
     from ..checkpoint import write_json_atomic
     from ..config import read_run_config
     from ..data.formats import read_dialogues
@@ -135,12 +198,15 @@ def evaluate_run_on(run: Path, data: str, output: Path | None, base: bool,
     model = (ChatPredictor.from_model(cfg.model.name, policy) if base
              else ChatPredictor.from_run(run, policy))
     metrics, samples, replies = evaluate_predictor(model, dialogues, cfg.data.max_length,
-                                                   generate_turns, max_new_tokens)
+                                                   generate_turns, max_new_tokens,
+                                                   run_uses_tools(run))
+    # tool data scores more turns than it shows: the table keeps the first generate_turns
+    samples, replies = samples[:max(generate_turns, 0)], replies[:max(generate_turns, 0)]
     columns = {"base reply": replies}
     if not base:
         del model  # one model in memory at a time
         base_model = ChatPredictor.from_model(cfg.model.name, policy)
-        columns = {"base reply": generate_replies(base_model, samples, max_new_tokens),
+        columns = {"base reply": replies_for(base_model, samples, metrics["max_new_tokens"]),
                    "tuned reply": replies}
     side = write_side_by_side(output.with_name(output.stem + "_side_by_side.md"), samples,
                               columns)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..config import RunConfig
 from ..data.encode.chat import EncodedDialogue, encode_dialogues
+from ..data.encode.tools import dialogues_use_tools
 from ..data.formats import read_dialogues
 from ..data.formats.documents import is_document_path
 from ..errors import DataError
@@ -23,12 +24,16 @@ def read_dialogue_records(cfg: RunConfig, path: str) -> list:
 
 def encode_dialogue_file(cfg: RunConfig, tokenizer, path: str
                          ) -> tuple[list[EncodedDialogue], dict]:
-    """Dialogues through the chat template, assistant tokens labelled (train and eval alike)."""
+    """Dialogues through the chat template, assistant tokens labelled (train and eval alike).
+
+    What encoding reported includes ``uses_tools`` (any tools, call or result): it lands in
+    the run summary's ``data``, and ``dialogtune eval`` on tool data scores a run trained
+    without tools as it was trained (``evaluate.chat_tools``)."""
     if is_document_path(path):
         raise DataError("documents are for continued pre-training: use --task pretrain", path)
-    encoded, stats = encode_dialogues(tokenizer, read_dialogue_records(cfg, path),
-                                      cfg.data.max_length)
-    return encoded, stats.as_dict()
+    dialogues = read_dialogue_records(cfg, path)
+    encoded, stats = encode_dialogues(tokenizer, dialogues, cfg.data.max_length)
+    return encoded, {**stats.as_dict(), "uses_tools": dialogues_use_tools(dialogues)}
 
 
 def train_chat(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:

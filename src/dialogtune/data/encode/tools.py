@@ -33,6 +33,13 @@ def uses_tools(messages: list[dict], tools: Any) -> bool:
     return bool(tools) or any(m.get("tool_calls") or m.get("role") == "tool" for m in messages)
 
 
+def dialogues_use_tools(dialogues: list) -> bool:
+    """Whether any of the ``Dialogue`` records has tools, a call or a result (a run
+    trained on such data records it, so evaluation gives it the tools again)."""
+    return any(d.extra.get("tools") or any(m.role == "tool" or m.extra.get("tool_calls")
+                                           for m in d.messages) for d in dialogues)
+
+
 def template_renders_tools(tokenizer) -> bool:
     """Whether the tokenizer's chat template writes a ``tools`` list into the prompt
     (probed once with a made-up function name, then remembered on the tokenizer)."""
