@@ -99,7 +99,7 @@ class Oracle(ChatPredictor):
 def test_an_oracle_scores_perfect_calls_and_the_references_grounding(folder, tool_data):
     dialogues = read_dialogues(tool_data)
     Oracle.references = {json.dumps(t.context): t.reference for t in tool_turns(dialogues, 9)}
-    metrics, turns, replies = evaluate_predictor(Oracle.from_model(folder), dialogues, None)
+    metrics, _, replies = evaluate_predictor(Oracle.from_model(folder), dialogues, None)
     calls, grounding = metrics["tool_calls"], metrics["grounding"]
     for key in ("call_precision", "call_recall", "name_accuracy", "arguments_exact_match",
                 "argument_f1", "json_valid_rate", "schema_valid_rate"):

@@ -10,8 +10,8 @@ each kind normalises to (the ``keys`` of a :class:`Value`):
   "March 1st", "1 March", "the 1st of March", US "3/1"; weekdays and relative dates
   ("today", "next Monday") are not values;
 - times ``time:HH:MM`` on the 24-hour clock: "6:30 pm" = "18:30", "6 pm" = "18:00",
-  "12 am" = "00:00", "11 in the morning" = "11:00"; a time without am/pm and an hour up to 12 ("6:30") matches both
-  halves of the day;
+  "12 am" = "00:00", "11 in the morning" = "11:00"; a time without am/pm and an hour up
+  to 12 ("6:30") matches both halves of the day;
 - numbers and amounts ``num:<decimal>``: currency signs and thousands commas dropped,
   trailing decimal zeros too ("$5,118.77" = "5118.77", "$1,630.00" = "1630"); digits only in
   replies, while known text (what the user and the tools said) also reads number words
@@ -41,16 +41,16 @@ _MONTH = (r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|au
 _DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
 PHONE = re.compile(r"(?<![\d$])(?:\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}(?![\d])")
 DATES = [(re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b"), lambda m: (m[2], m[3])),
-         (re.compile(rf"\b{_MONTH}\s+{_DAY}\b", re.I), lambda m: (_month(m[1]), m[2])),
-         (re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH}(?![a-z])", re.I),
+         (re.compile(rf"\b{_MONTH}\s+{_DAY}\b", re.IGNORECASE), lambda m: (_month(m[1]), m[2])),
+         (re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH}(?![a-z])", re.IGNORECASE),
           lambda m: (_month(m[2]), m[1])),
          (re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})(?:/(?:\d{4}|\d{2}))?(?![\d/])"),
           lambda m: (m[1], m[2]))]
-TIME_12 = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s*([ap])\.?\s?m\b\.?", re.I)
+TIME_12 = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s*([ap])\.?\s?m\b\.?", re.IGNORECASE)
 TIME_24 = re.compile(r"(?<![\d.:])(\d{1,2}):(\d{2})(?![\d:])")
 TIME_WORDS = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s+(?:o'?clock\s+)?(?:in\s+the\s+)?"
-                        r"(morning|afternoon|evening|night)\b", re.I)
-DAY_ONLY = re.compile(r"\bthe\s+(\d{1,2})(?:st|nd|rd|th)\b", re.I)
+                        r"(morning|afternoon|evening|night)\b", re.IGNORECASE)
+DAY_ONLY = re.compile(r"\bthe\s+(\d{1,2})(?:st|nd|rd|th)\b", re.IGNORECASE)
 NUMBER = re.compile(r"(?<![\w.,])[$€£]?\s?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![\w]|[.,]\d)")
 WORD = re.compile(r"[^\W\d_][\w'’]*")
 SENTENCE_START = re.compile(r"(?:^|[.!?:;\n])[\s\"“'‘(\[*•-]*$")
@@ -74,7 +74,7 @@ _SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000}
 _NUMBER_WORD = "|".join(sorted([*_NUMBER_WORDS, *_SCALES], key=len, reverse=True))
 NUMBER_RUN = re.compile(rf"\b(?:{_NUMBER_WORD})(?:(?:(?<=hundred)\s+and|(?<=thousand)\s+and)?"
                         rf"[\s-]+(?:{_NUMBER_WORD}))*\b",
-                        re.I)
+                        re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -211,10 +211,10 @@ def spoken_as_digits(text: str) -> str:
     afternoon" → "1 in the afternoon", "half past seven" → "7:30", "a quarter to
     eight" → "7:45"), for reading what a user said."""
     text = NUMBER_RUN.sub(lambda m: str(_words_value(m[0])), text)
-    text = re.sub(r"\bhalf past (\d{1,2})\b", r"\1:30", text, flags=re.I)
-    text = re.sub(r"\b(?:a )?quarter past (\d{1,2})\b", r"\1:15", text, flags=re.I)
+    text = re.sub(r"\bhalf past (\d{1,2})\b", r"\1:30", text, flags=re.IGNORECASE)
+    text = re.sub(r"\b(?:a )?quarter past (\d{1,2})\b", r"\1:15", text, flags=re.IGNORECASE)
     return re.sub(r"\b(?:a )?quarter to (\d{1,2})\b",
-                  lambda m: f"{(int(m[1]) - 2) % 12 + 1}:45", text, flags=re.I)
+                  lambda m: f"{(int(m[1]) - 2) % 12 + 1}:45", text, flags=re.IGNORECASE)
 
 
 def day_keys(text: str) -> set[str]:
