@@ -91,7 +91,7 @@ def test_openai_client_runs_the_tool_loop(live, mode):
     client = openai.OpenAI(base_url=live.url + "/v1", api_key=KEY, max_retries=0)
     messages, finishes, first, last = tool_loop(client,
                                                 ask_whole if mode == "whole" else ask_streamed)
-    question, called, result, answered = messages
+    _, called, result, answered = messages
     assert finishes[0] == "tool_calls" and finishes[1] in ("stop", "length")
     assert called["content"] is None
     (call,) = called["tool_calls"]
@@ -123,9 +123,11 @@ def honours_tool_choice(folder: str) -> bool:
     return [c.name for c in reply.calls] == ["get_balance"]
 
 
-def test_tool_loop_against_a_server_process_with_a_real_model(folder, tmp_path):
-    """``dialogtune serve`` as its own process, the tiny model's own decoding: no double
-    (one function only: the prompt must fit the tiny model's 512 positions)."""
+@pytest.mark.parametrize("model", ["tiny", pytest.param("smollm2", marks=pytest.mark.slow)])
+def test_tool_loop_against_a_server_process_with_a_real_model(model, request, tmp_path):
+    """``dialogtune serve`` as its own process, the model's own decoding: no double (one
+    function only: the prompt must fit the tiny model's 512 positions)."""
+    folder = request.getfixturevalue("folder") if model == "tiny" else model
     if not honours_tool_choice(folder):
         pytest.skip("ChatPredictor does not constrain decoding to tool_choice on this branch")
     port, db = free_port(), tmp_path / "log.db"
