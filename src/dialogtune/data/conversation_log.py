@@ -31,8 +31,11 @@ CREATE TABLE IF NOT EXISTS exchanges (
     created REAL NOT NULL,
     kind TEXT NOT NULL,              -- 'chat' or 'intent'
     model TEXT,
-    messages TEXT NOT NULL,          -- JSON list of the request's {"role", "content"}
-    reply TEXT,
+    messages TEXT NOT NULL,          -- JSON list of the request's messages (role, content,
+                                     -- tool_calls, tool_call_id, name)
+    reply TEXT,                      -- the reply's words
+    tools TEXT,                      -- JSON list of the functions offered (OpenAI tools)
+    tool_calls TEXT,                 -- JSON list of the calls the reply made (OpenAI form)
     intent TEXT,
     confidence REAL,
     out_of_scope INTEGER NOT NULL DEFAULT 0,
@@ -62,9 +65,11 @@ CREATE INDEX IF NOT EXISTS feedback_completion ON feedback(completion_id);
 # Columns added after the first release: logs written before them gain them on open.
 ADDED_COLUMNS = {"feedback": ("source", "client", "origin", "key_fingerprint",
                               "corrected_slots"),
-                 "exchanges": ("slots",)}
+                 "exchanges": ("slots", "tools", "tool_calls")}
 EXCHANGE_COLUMNS = ("id", "created", "kind", "model", "messages", "reply", "intent",
-                    "confidence", "out_of_scope", "fallback", "latency_ms", "params", "slots")
+                    "confidence", "out_of_scope", "fallback", "latency_ms", "params", "slots",
+                    "tools", "tool_calls")
+JSON_COLUMNS = ("slots", "tools", "tool_calls")  # JSON text or NULL
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,8 @@ class Exchange:
     params: dict = field(default_factory=dict)
     created: float = field(default_factory=time.time)
     slots: list[dict] | None = None  # NLU runs: the predicted slots of the last user turn
+    tools: list[dict] | None = None  # the functions the request offered (OpenAI tools)
+    tool_calls: list[dict] | None = None  # the calls the reply made (OpenAI tool_calls)
 
 
 @dataclass
@@ -140,7 +147,7 @@ class ConversationStore:
         """Insert exchanges in one transaction, committed before returning."""
         values = [(r.id, r.created, r.kind, r.model, json.dumps(r.messages), r.reply, r.intent,
                    r.confidence, int(r.out_of_scope), int(r.fallback), r.latency_ms,
-                   json.dumps(r.params), None if r.slots is None else json.dumps(r.slots))
+                   json.dumps(r.params), *(_json_or_null(getattr(r, c)) for c in JSON_COLUMNS))
                   for r in rows]
         with self._lock:
             if self._db is None:
@@ -260,11 +267,16 @@ def read_reviewed(path: str | Path) -> list[Reviewed]:
     return list(reviewed.values())
 
 
+def _json_or_null(value) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
 def _exchange(row: sqlite3.Row) -> Exchange:
+    # logs from before a JSON column lack it (read-only: not migrated)
+    extra = {c: json.loads(row[c]) if c in row.keys() and row[c] else None
+             for c in JSON_COLUMNS}
     return Exchange(id=row["id"], kind=row["kind"], messages=json.loads(row["messages"]),
                     reply=row["reply"], model=row["model"], intent=row["intent"],
                     confidence=row["confidence"], out_of_scope=bool(row["out_of_scope"]),
                     fallback=bool(row["fallback"]), latency_ms=row["latency_ms"],
-                    params=json.loads(row["params"] or "{}"), created=row["created"],
-                    slots=json.loads(row["slots"]) if "slots" in row.keys() and row["slots"]
-                    else None)
+                    params=json.loads(row["params"] or "{}"), created=row["created"], **extra)

@@ -117,9 +117,10 @@ class ChatPredictor:
 
     def respond(self, messages: list[dict], tools: list[dict] | None = None,
                 max_new_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0,
-                seed: int | None = None) -> ParsedReply:
+                seed: int | None = None, tool_choice="auto") -> ParsedReply:
         """The next assistant turn: its words and the tool calls it makes (read from the
-        built-in ``<tool_call>`` form). ``messages`` may hold earlier calls and results."""
+        built-in ``<tool_call>`` form). ``messages`` may hold earlier calls and results.
+        ``tool_choice`` (OpenAI's) is accepted; not yet enforced while decoding."""
         ids = self.prompt_ids(messages, max_new_tokens, tools)
         with self._lock:
             new = self._generate_ids(ids, max_new_tokens, temperature, top_p, seed)
@@ -128,7 +129,8 @@ class ChatPredictor:
     def stream_respond(self, messages: list[dict], tools: list[dict] | None = None,
                        max_new_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0,
                        seed: int | None = None, cancel: threading.Event | None = None,
-                       deadline: float | None = None) -> Iterator[str | ToolCall]:
+                       deadline: float | None = None, tool_choice="auto"
+                       ) -> Iterator[str | ToolCall]:
         """The next assistant turn as it is generated: text pieces (``str``), then each
         tool call (``ToolCall``) once the reply is complete. Call text never reaches the
         text pieces: from the first ``<tool_call>`` on, everything is held and parsed."""

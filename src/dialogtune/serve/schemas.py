@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationInfo, field_validator,
+                      model_validator)
+
+from .tool_schemas import (ID_PATTERN, DeltaToolCall, RequestToolCall, ToolCallOut, ToolDef,
+                           check_tool_choice, check_tools)
 
 
 class _Request(BaseModel):
@@ -16,10 +20,15 @@ class _Request(BaseModel):
 
 
 class ChatMessage(_Request):
-    """One chat turn; list-of-parts content (``[{"type": "text", ...}]``) is joined to text."""
+    """One chat turn; list-of-parts content (``[{"type": "text", ...}]``) is joined to text.
 
-    role: Literal["system", "developer", "user", "assistant"]
+    An assistant turn may carry the ``tool_calls`` it made (its content then may be null);
+    a ``tool`` turn is the result of one call, named by ``tool_call_id``."""
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = ""
+    tool_calls: list[RequestToolCall] | None = Field(None, min_length=1, max_length=64)
+    tool_call_id: str | None = Field(None, pattern=ID_PATTERN)
 
     @field_validator("content")
     @classmethod
@@ -32,9 +41,22 @@ class ChatMessage(_Request):
             return "".join(str(part.get("text", "")) for part in value)
         return value
 
-    def as_dict(self) -> dict[str, str]:
+    @model_validator(mode="after")
+    def _tool_fields(self):
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only assistant messages carry tool_calls")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs the tool_call_id of the call it answers")
+        return self
+
+    def as_dict(self) -> dict:
         role = "system" if self.role == "developer" else self.role
-        return {"role": role, "content": self.content}
+        message: dict[str, Any] = {"role": role, "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = [call.as_dict() for call in self.tool_calls]
+        if role == "tool":
+            message["tool_call_id"] = self.tool_call_id
+        return message
 
 
 class StreamOptions(_Request):
@@ -56,6 +78,18 @@ class ChatCompletionRequest(_Request):
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1, le=1)
+    tools: list[ToolDef] | None = None
+    tool_choice: Any = None  # checked below, after tools (see tool_schemas)
+
+    @field_validator("tools")
+    @classmethod
+    def _tools(cls, value):
+        return check_tools(value)
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _tool_choice(cls, value, info: ValidationInfo):
+        return check_tool_choice(value, info.data.get("tools"))
 
     @field_validator("stop")
     @classmethod
@@ -125,8 +159,11 @@ class RankedIntent(BaseModel):
 
 
 # NLU runs only: absent (not null) in the answers of an intent run, which stay as they were
-def _nlu_only():
+def _absent_if_none():
     return Field(None, exclude_if=lambda value: value is None)
+
+
+_nlu_only = _absent_if_none
 
 
 class SlotValue(BaseModel):
@@ -174,14 +211,20 @@ class Usage(BaseModel):
 
 
 class ReplyMessage(BaseModel):
+    """The reply: its words (null when it only calls tools) and the calls it makes."""
+
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[ToolCallOut] | None = _absent_if_none()
+
+
+FinishReason = Literal["stop", "length", "tool_calls"]
 
 
 class Choice(BaseModel):
     index: int = 0
     message: ReplyMessage
-    finish_reason: Literal["stop", "length"]
+    finish_reason: FinishReason
     logprobs: None = None
 
 
@@ -198,12 +241,13 @@ class ChatCompletion(BaseModel):
 class Delta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[DeltaToolCall] | None = None
 
 
 class ChunkChoice(BaseModel):
     index: int = 0
     delta: Delta
-    finish_reason: Literal["stop", "length"] | None = None
+    finish_reason: FinishReason | None = None
     logprobs: None = None
 
 

@@ -8,12 +8,9 @@ exchange is committed to the log before the client sees the end of its response.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 
 from ..data.conversation_log import ConversationStore, Exchange, Provenance
 from ..errors import PromptError
@@ -22,35 +19,11 @@ from .feedback import record_feedback
 from .nlu import IntentEngine, torch_threads
 from .schemas import ChatCompletionRequest, FeedbackRequest, IntentRequest
 from .settings import ServeSettings
-from .workers import (GenerationJob, GenerationWorker, QueueFull, cancel_on_disconnect,
-                      job_pieces)
+from .replies import PendingReply, Reply, aiter_items, chunk, finish_reason, new_id, sse
+from .tools import link_results, message_chars, plan_tools
+from .workers import GenerationWorker, QueueFull, cancel_on_disconnect, job_pieces
 
 log = logging.getLogger("dialogtune.serve")
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:24]}"
-
-
-def sse(payload: dict | str) -> str:
-    """One server-sent event carrying JSON (or the literal ``[DONE]``)."""
-    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
-    return f"data: {data}\n\n"
-
-
-@dataclass
-class PendingReply:
-    """A validated chat request whose reply is queued (``job``) or fixed (``fallback``)."""
-
-    id: str
-    created: int
-    started: float
-    messages: list[dict]
-    options: dict
-    turn: dict
-    prompt_tokens: int = 0  # as the model sees the prompt (special tokens neutralized)
-    job: GenerationJob | None = None
-    fallback: str | None = None
 
 
 class DialogueService:
@@ -143,20 +116,23 @@ class DialogueService:
         if self.worker is None:
             raise APIError(404, "no chat model is loaded (start the server with --chat RUN)",
                            "model_not_found", "model")
-        messages = [m.as_dict() for m in request.messages]
+        messages = link_results([m.as_dict() for m in request.messages])
         options = self._options(request, messages)
+        plan = plan_tools(request, self.chat.tokenizer)
+        tools = {"tools": plan.prompt_tools} if plan else {}
         try:  # template refusals and over-long prompts are 400s, found before queueing
-            prompt_tokens = self.chat.check_prompt(messages, options["max_new_tokens"])
+            prompt_tokens = self.chat.check_prompt(messages, options["max_new_tokens"], **tools)
         except PromptError as exc:
             raise public_error(exc) from None
         turn = await self.read_turn(messages)
         pending = PendingReply(new_id("chatcmpl"), int(time.time()), time.perf_counter(),
-                               messages, options, turn, int(prompt_tokens or 0))
+                               messages, options, turn, int(prompt_tokens or 0), tools=plan)
         if turn["out_of_scope"] and self.settings.fallback_reply:
             pending.fallback, turn["fallback"] = self.settings.fallback_reply, True
             return pending
         try:
-            pending.job = self.worker.submit(messages, **options)
+            pending.job = self.worker.submit(messages, plan and plan.responder(self.chat),
+                                             **options)
         except QueueFull:
             raise APIError(429, "the server is busy: too many requests are waiting; retry",
                            "queue_full") from None
@@ -167,7 +143,7 @@ class DialogueService:
         if len(messages) > limits.max_messages:
             raise APIError(400, f"at most {limits.max_messages} messages per request",
                            "too_many_messages", "messages")
-        if sum(len(m["content"]) for m in messages) > limits.max_chars:
+        if message_chars(messages) > limits.max_chars:
             raise APIError(400, f"messages exceed {limits.max_chars} characters",
                            "too_many_characters", "messages")
         max_tokens = request.token_budget(min(limits.default_max_tokens,
@@ -203,8 +179,11 @@ class DialogueService:
         pending = await self.prepare(request)
         watch = (asyncio.create_task(cancel_on_disconnect(receive, pending.job))
                  if receive is not None and pending.job is not None else None)
+        reply = Reply()
         try:
-            reply = pending.fallback or "".join([p async for p in job_pieces(pending.job)])
+            async for item in aiter_items([pending.fallback] if pending.fallback
+                                          else job_pieces(pending.job)):
+                reply.add(item)
         finally:
             if pending.job is not None:
                 pending.job.cancelled.set()
@@ -216,26 +195,25 @@ class DialogueService:
         await self._log_chat(pending, reply)
         return {"id": pending.id, "object": "chat.completion", "created": pending.created,
                 "model": str(self.chat.name),
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
-                             "finish_reason": self._finish(pending, usage), "logprobs": None}],
+                "choices": [{"index": 0, "message": reply.message(),
+                             "finish_reason": finish_reason(pending, reply, usage),
+                             "logprobs": None}],
                 "usage": usage, "dialogtune": pending.turn}
 
     async def stream(self, pending: PendingReply, include_usage: bool = False
                      ) -> AsyncIterator[str]:
         """``chat.completion.chunk`` events, the last content chunk, then ``[DONE]``."""
-        pieces: list[str] = []
+        reply, model = Reply(), self.chat.name
         try:
-            yield sse(self._chunk(pending, {"role": "assistant", "content": ""}, None, True))
+            yield sse(chunk(pending, model, {"role": "assistant", "content": ""}, None, True))
             source = [pending.fallback] if pending.fallback else job_pieces(pending.job)
-            async for piece in _aiter(source):
-                pieces.append(piece)
-                yield sse(self._chunk(pending, {"content": piece}))
-            reply = "".join(pieces)
+            async for item in aiter_items(source):
+                yield sse(chunk(pending, model, reply.add(item)))  # words or one whole call
             usage = self.usage(pending, reply)
             await self._log_chat(pending, reply)
-            yield sse(self._chunk(pending, {}, self._finish(pending, usage), True))
+            yield sse(chunk(pending, model, {}, finish_reason(pending, reply, usage), True))
             if include_usage:
-                yield sse({**self._chunk(pending, {}), "choices": [], "usage": usage})
+                yield sse({**chunk(pending, model, {}), "choices": [], "usage": usage})
             yield sse("[DONE]")
         except Exception as exc:  # headers are sent: report in-band, as OpenAI does
             error = public_error(exc, "generation")  # no internal text to the client
@@ -244,39 +222,23 @@ class DialogueService:
             if pending.job is not None:
                 pending.job.cancelled.set()
 
-    def _chunk(self, pending: PendingReply, delta: dict, finish: str | None = None,
-               with_turn: bool = False) -> dict:
-        chunk = {"id": pending.id, "object": "chat.completion.chunk",
-                 "created": pending.created, "model": str(self.chat.name),
-                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
-                              "logprobs": None}]}
-        if with_turn:
-            chunk["dialogtune"] = pending.turn
-        return chunk
-
-    def usage(self, pending: PendingReply, reply: str) -> dict:
-        prompt = pending.prompt_tokens
-        completion = len(self.chat.tokenizer(reply, add_special_tokens=False)["input_ids"])
+    def usage(self, pending: PendingReply, reply: Reply) -> dict:
+        prompt, text = pending.prompt_tokens, reply.generated()
+        completion = len(self.chat.tokenizer(text, add_special_tokens=False)["input_ids"])
         return {"prompt_tokens": prompt, "completion_tokens": completion,
                 "total_tokens": prompt + completion}
 
-    @staticmethod
-    def _finish(pending: PendingReply, usage: dict) -> str:
-        """"length" when max_tokens ran out or the generation was cut at its deadline."""
-        if pending.fallback is None and (pending.job.truncated or usage["completion_tokens"]
-                                         >= pending.options["max_new_tokens"]):
-            return "length"
-        return "stop"
-
     # --- log and feedback ---------------------------------------------------------------
 
-    async def _log_chat(self, pending: PendingReply, reply: str) -> None:
-        turn = pending.turn
+    async def _log_chat(self, pending: PendingReply, reply: Reply) -> None:
+        turn, plan = pending.turn, pending.tools
+        params = {**pending.options, "tool_choice": plan.choice} if plan else pending.options
         await self._log([Exchange(
-            pending.id, "chat", pending.messages, reply, str(self.chat.name), turn["intent"],
-            turn["confidence"], turn["out_of_scope"], turn["fallback"],
-            round((time.perf_counter() - pending.started) * 1000, 3), pending.options,
-            slots=turn.get("slots"))])
+            pending.id, "chat", pending.messages, reply.text, str(self.chat.name),
+            turn["intent"], turn["confidence"], turn["out_of_scope"], turn["fallback"],
+            round((time.perf_counter() - pending.started) * 1000, 3), params,
+            slots=turn.get("slots"), tools=plan.offered if plan else None,
+            tool_calls=reply.tool_calls())])
 
     async def _log(self, rows: list[Exchange]) -> None:
         if self.store is not None and rows:
@@ -286,13 +248,3 @@ class DialogueService:
                        provenance: Provenance | None = None) -> dict:
         """Record a rating or correction for a logged exchange (see ``feedback.record``)."""
         return await record_feedback(self.store, self.settings, request, provenance)
-
-async def _aiter(source) -> AsyncIterator[str]:
-    """Iterate a list or an async iterator alike."""
-    if hasattr(source, "__aiter__"):
-        async for item in source:
-            yield item
-    else:
-        for item in source:
-            yield item
-

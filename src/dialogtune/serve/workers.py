@@ -39,11 +39,14 @@ class GenerationJob:
     ``cancelled`` stops the generation at its next token (client gone, server stopping);
     ``deadline`` (``time.monotonic()``) is set when generation starts; ``truncated`` tells
     whether it was cut short by either, so the reply's finish_reason is "length".
+    ``respond`` generates instead of ``chat.stream`` (same arguments; a tool-calling
+    request's, which also yields ``ToolCall``s).
     """
 
     messages: list[dict]
     options: dict
     loop: asyncio.AbstractEventLoop
+    respond: Callable[..., Any] | None = None
     pieces: asyncio.Queue = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
     deadline: float | None = None
@@ -99,11 +102,12 @@ class GenerationWorker:
     def pending(self) -> int:
         return self._jobs.qsize()
 
-    def submit(self, messages: list[dict], **options) -> GenerationJob:
+    def submit(self, messages: list[dict], respond: Callable[..., Any] | None = None,
+               **options) -> GenerationJob:
         """Queue a generation; QueueFull when ``max_queue`` jobs are already waiting."""
         if self._stopping or self._jobs.qsize() >= self.max_queue:
             raise QueueFull
-        job = GenerationJob(messages, options, asyncio.get_running_loop())
+        job = GenerationJob(messages, options, asyncio.get_running_loop(), respond)
         self._jobs.put(job)
         return job
 
@@ -131,8 +135,9 @@ class GenerationWorker:
         try:
             if self.prepare is not None:
                 self.prepare()
-            pieces = self.chat.stream(job.messages, cancel=job.cancelled,
-                                      deadline=job.deadline, **job.options)
+            generate = job.respond or self.chat.stream
+            pieces = generate(job.messages, cancel=job.cancelled, deadline=job.deadline,
+                              **job.options)
             try:
                 for piece in pieces:
                     if piece:

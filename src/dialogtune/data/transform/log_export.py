@@ -3,6 +3,10 @@
 Corrections replace what the server said; a thumbs-down without a correction drops the
 example. Chat JSONL marks earlier assistant turns ``weight: 0`` so a fine-tune learns
 only the logged (or corrected) reply, with the conversation before it as context.
+Tool-calling exchanges come back as tool-calling data in the form the dialogue reader
+reads: the functions offered as the record's ``tools``, earlier calls (``tool_calls``) and
+results (role ``tool``) as context, and the reply's own calls as the trained turn (a
+corrected reply replaces words and calls alike).
 ``reviewed_only`` keeps just what a person vouched for (a thumbs-up or a correction): the
 safe input for retraining, since unreviewed replies are the model's own guesses.
 """
@@ -25,20 +29,38 @@ FORMATS = ("chat", "intent", "nlu")
 def chat_example(item: Reviewed) -> dict | None:
     """One chat-format record, or None when the exchange should not be trained on."""
     ex = item.exchange
-    reply = item.corrected_reply or ex.reply
-    if ex.kind != "chat" or not reply or (item.rating == "down" and not item.corrected_reply):
+    reply = _reply_turn(item)
+    if ex.kind != "chat" or reply is None or (item.rating == "down"
+                                               and not item.corrected_reply):
         return None
     messages = [_history_turn(m) for m in ex.messages]
     label = item.corrected_intent or (None if ex.out_of_scope else ex.intent)
     last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
     if last_user is not None and label:
         messages[last_user]["intent"] = label
-    messages.append({"role": "assistant", "content": reply})
-    return {"id": ex.id, "messages": messages}
+    tools = {"tools": ex.tools} if ex.tools else {}
+    return {"id": ex.id, **tools, "messages": [*messages, reply]}
+
+
+def _reply_turn(item: Reviewed) -> dict | None:
+    """The trained assistant turn: the correction, else the logged words and calls."""
+    if item.corrected_reply:
+        return {"role": "assistant", "content": item.corrected_reply}
+    ex = item.exchange
+    if not ex.reply and not ex.tool_calls:
+        return None
+    turn = {"role": "assistant", "content": ex.reply or ""}
+    if ex.tool_calls:
+        turn["tool_calls"] = ex.tool_calls
+    return turn
+
+
+TOOL_FIELDS = ("tool_calls", "tool_call_id", "name")
 
 
 def _history_turn(message: dict) -> dict:
     turn = {"role": message["role"], "content": message["content"]}
+    turn.update({k: message[k] for k in TOOL_FIELDS if message.get(k) is not None})
     if turn["role"] == "assistant":
         turn["weight"] = 0  # context only: the reviewed reply is the training target
     return turn

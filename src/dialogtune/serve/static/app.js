@@ -1,5 +1,7 @@
 // dialogtune web chat: streams replies from /v1/chat/completions (SSE over fetch),
-// shows each user turn's predicted intent, and sends 👍/👎 feedback to /v1/feedback.
+// shows each user turn's predicted intent, and sends Good/Bad feedback to /v1/feedback.
+// With tools set (settings), a reply's tool calls are shown apart from its words, and the
+// person types each call's result, which is sent back as a "tool" message for the answer.
 // No build step and no dependencies; all user text goes through textContent (no HTML).
 "use strict";
 
@@ -24,9 +26,15 @@ async function errorText(response) {
   try { return (await response.json()).error.message; } catch { return response.statusText; }
 }
 
-function addMessage(role, text) {
+function addMessage(role, text, title) {
   const el = document.createElement("div");
   el.className = "message " + role;
+  if (title) {
+    const label = document.createElement("span");
+    label.className = "tool-label";
+    label.textContent = title;
+    el.appendChild(label);
+  }
   const content = document.createElement("span");
   content.className = "content";
   content.textContent = text;
@@ -83,40 +91,48 @@ async function readEvents(response, onEvent) {
 async function send(text) {
   showError("");
   state.messages.push({ role: "user", content: text });
-  const userEl = addMessage("user", text);
+  await reply(addMessage("user", text), 1);
+}
+
+// Generate the next assistant turn. On failure the last `added` messages (the turns this
+// request sent) leave the history again, so it stays as the server last saw it.
+async function reply(userEl, added) {
   const botEl = addMessage("assistant", "");
   botEl.classList.add("pending");
   const content = botEl.querySelector(".content");
-  const body = { messages: state.messages, stream: true,
-                 max_tokens: parseInt($("max-tokens").value, 10) || 128 };
-  const response = await fetch("/v1/chat/completions",
-    { method: "POST", headers: headers(), body: JSON.stringify(body) });
-  if (!response.ok) {
-    state.messages.pop();
-    botEl.remove();
-    throw new Error(await errorText(response));
-  }
+  const calls = [];
   let id = null;
   try {
+    const body = { messages: state.messages, stream: true,
+                   max_tokens: parseInt($("max-tokens").value, 10) || 128 };
+    const tools = toolsSetting();
+    if (tools) body.tools = tools;
+    const response = await fetch("/v1/chat/completions",
+      { method: "POST", headers: headers(), body: JSON.stringify(body) });
+    if (!response.ok) throw new Error(await errorText(response));
     await readEvents(response, (data) => {
       if (data === "[DONE]") return;
       const chunk = JSON.parse(data);
       if (chunk.error) throw new Error(chunk.error.message);
       id = chunk.id || id;
-      if (chunk.dialogtune && !userEl.querySelector(".intent")) showIntent(userEl, chunk.dialogtune);
+      if (userEl && chunk.dialogtune && !userEl.querySelector(".intent")) showIntent(userEl, chunk.dialogtune);
       const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
       if (delta && delta.content) content.textContent += delta.content;
+      for (const part of (delta && delta.tool_calls) || []) showCall(botEl, calls, part);
     });
   } catch (err) {
-    state.messages.pop();  // keep the history alternating: drop the unanswered turn
+    state.messages.splice(state.messages.length - added, added);
     botEl.remove();
     throw err;
   } finally {
     botEl.classList.remove("pending");
   }
   botEl.dataset.completionId = id;
-  state.messages.push({ role: "assistant", content: content.textContent });
+  const turn = { role: "assistant", content: content.textContent || (calls.length ? null : "") };
+  if (calls.length) turn.tool_calls = calls.map((c) => c.call);
+  state.messages.push(turn);
   if (state.feedback && id) addFeedback(botEl, id);
+  if (calls.length) askResults(botEl, calls.map((c) => c.call));
 }
 
 function addFeedback(botEl, id) {
@@ -124,11 +140,11 @@ function addFeedback(botEl, id) {
   bar.className = "feedback";
   const status = document.createElement("span");
   status.className = "feedback-status";
-  for (const [rating, label, title] of [["up", "👍", "good reply"], ["down", "👎", "bad reply"]]) {
+  for (const [rating, label, title] of [["up", "Good", "good reply"], ["down", "Bad", "bad reply"]]) {
     const button = document.createElement("button");
     button.type = "button";
     button.className = "feedback-" + rating;
-    button.textContent = label;
+    button.append(icon(rating), label);  // an inline SVG and a word: no emoji font needed
     button.title = title;
     button.setAttribute("aria-label", title);
     button.addEventListener("click", () => rate(bar, status, id, rating, button));
@@ -136,6 +152,21 @@ function addFeedback(botEl, id) {
   }
   bar.appendChild(status);
   botEl.appendChild(bar);
+}
+
+// A check mark (up) or a cross (down), drawn inline: renders with any installed fonts.
+function icon(rating) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 16 16");
+  svg.setAttribute("width", "14");
+  svg.setAttribute("height", "14");
+  svg.setAttribute("aria-hidden", "true");
+  svg.classList.add("icon");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", rating === "up" ? "M2 8.5l4 4 8-9" : "M3 3l10 10M13 3L3 13");
+  svg.appendChild(path);
+  return svg;
 }
 
 async function postFeedback(body, status) {
@@ -180,18 +211,25 @@ async function loadInfo() {
   }
 }
 
-$("composer").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const text = $("input").value.trim();
-  if (!text || state.busy) return;
+// Run one request at a time; its error is shown above the composer.
+async function busy(task) {
+  if (state.busy) return;
   state.busy = true;
   $("send").disabled = true;
-  $("input").value = "";
-  try { await send(text); } catch (err) { showError(err.message); } finally {
+  showError("");
+  try { await task(); } catch (err) { showError(err.message); } finally {
     state.busy = false;
     $("send").disabled = false;
     $("input").focus();
   }
+}
+
+$("composer").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = $("input").value.trim();
+  if (!text || state.busy) return;
+  $("input").value = "";
+  busy(() => send(text));
 });
 $("input").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey) {
