@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from ..data.encode.chat import neutralize
+from ..data.encode.chat import neutralize_value
 from ..data.tool_calls import ToolCall
 from .errors import APIError
 
@@ -48,18 +48,7 @@ def plan_tools(request, tokenizer) -> ToolPlan | None:
     if not request.tools:
         return None
     offered = [tool.as_dict() for tool in request.tools]
-    return ToolPlan(offered, plain_value(tokenizer, offered), request.tool_choice or "auto")
-
-
-def plain_value(tokenizer, value: Any) -> Any:
-    """``value`` (JSON) with special-token strings in every string and key made plain."""
-    if isinstance(value, str):
-        return neutralize(tokenizer, [{"content": value}])[0]["content"]
-    if isinstance(value, list):
-        return [plain_value(tokenizer, item) for item in value]
-    if isinstance(value, dict):
-        return {plain_value(tokenizer, k): plain_value(tokenizer, v) for k, v in value.items()}
-    return value
+    return ToolPlan(offered, neutralize_value(tokenizer, offered), request.tool_choice or "auto")
 
 
 def link_results(messages: list[dict]) -> list[dict]:

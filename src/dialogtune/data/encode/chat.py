@@ -71,6 +71,19 @@ def neutralize(tokenizer, messages: list[dict]) -> list[dict]:
     return [_neutralize_message(m, lambda text: pattern.sub(escape, text)) for m in messages]
 
 
+def neutralize_value(tokenizer, value):
+    """``value`` (JSON: a tool list, arguments) with special-token strings in every string
+    and key made plain, as :func:`neutralize` does for contents."""
+    if isinstance(value, str):
+        return neutralize(tokenizer, [{"content": value}])[0]["content"]
+    if isinstance(value, list):
+        return [neutralize_value(tokenizer, item) for item in value]
+    if isinstance(value, dict):
+        return {neutralize_value(tokenizer, k): neutralize_value(tokenizer, v)
+                for k, v in value.items()}
+    return value
+
+
 def _neutralize_message(message: dict, plain) -> dict:
     """One message with ``plain`` applied to its content and its calls' arguments (user
     text copied into an argument must not become a control token either)."""
@@ -94,6 +107,7 @@ def render(tokenizer, messages: list[dict], generation_prompt: bool = False,
     """The template's text for ``messages`` (no tokenization), contents neutralized; tools,
     calls and results as ``encode.tools`` writes them for this template."""
     ensure_chat_template(tokenizer)
+    tools = neutralize_value(tokenizer, tools) if tools else tools  # descriptions are text
     messages, keywords = template_messages(tokenizer, neutralize(tokenizer, messages), tools)
     return tokenizer.apply_chat_template(messages, tokenize=False,
                                          add_generation_prompt=generation_prompt, **keywords)
