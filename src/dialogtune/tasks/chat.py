@@ -17,8 +17,9 @@ from .causal_lm import evaluate_lm, lm_defaults, train_lm
 
 
 def read_dialogue_records(cfg: RunConfig, path: str) -> list:
-    """The dialogues of one file, in the run's ``data.format``."""
-    return read_dialogues(path, cfg.data.format)
+    """The dialogues of one file, in the run's ``data.format``, the run's ``data.tools``
+    given to those without tools of their own."""
+    return read_dialogues(path, cfg.data.format, cfg.data.tools)
 
 
 def encode_dialogue_file(cfg: RunConfig, tokenizer, path: str
@@ -38,12 +39,13 @@ def train_chat(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
 
 def evaluate_chat(run: str | Path, data: str, output: Path | None = None, base: bool = False,
                   generate_turns: int = 40, max_new_tokens: int = 48, policy=None,
-                  oos_threshold: float | None = None) -> dict:
-    """Score a chat run (or, with ``base``, the model it started from) on held-out data."""
+                  oos_threshold: float | None = None, tools: str | None = None) -> dict:
+    """Score a chat run (or, with ``base``, the model it started from) on held-out data;
+    ``tools``: a tools file for dialogues without tools (default: the run's ``data.tools``)."""
     return evaluate_lm(Path(run), data, output, base, generate_turns, max_new_tokens, policy,
-                       oos_threshold)
+                       oos_threshold, tools=tools)
 
 
-TASK = Task("chat", CAUSAL_LM, defaults=lm_defaults(max_length=1024), train=train_chat,
-            evaluate=evaluate_chat, load_predictor=ChatPredictor.from_run,
+TASK = Task("chat", CAUSAL_LM, defaults=lm_defaults(max_length=1024),
+            train=train_chat, evaluate=evaluate_chat, load_predictor=ChatPredictor.from_run,
             read_data=read_dialogue_records)
