@@ -46,6 +46,12 @@ def evaluate_chat(run: str | Path, data: str, output: Path | None = None, base: 
                        oos_threshold, tools=tools)
 
 
-TASK = Task("chat", CAUSAL_LM, defaults=lm_defaults(max_length=1024),
+# 2048 tokens: tool lists and results lengthen dialogues. SGD restaurants with tools (compact
+# rendering, SmolLM2) lose 357 of 2,960 assistant turns to a 1,024-token cut, 10 to 1,536,
+# none to 2,048, while one LoRA step peaks at 2.4 / 4.7 / 5.9 GiB RSS at those lengths
+# (benchmarks/tools_length.py, RESULTS.md "Tool-calling dialogue length"). A cap, not a
+# padded length: the plain SGD dialogues (at most 614 tokens) cost the same as under 1,024.
+CHAT_MAX_LENGTH = 2048
+TASK = Task("chat", CAUSAL_LM, defaults=lm_defaults(max_length=CHAT_MAX_LENGTH),
             train=train_chat, evaluate=evaluate_chat, load_predictor=ChatPredictor.from_run,
             read_data=read_dialogue_records)
