@@ -111,8 +111,8 @@ def use_variant(tools_mode: str, results: str) -> None:
 
 def stats(values) -> dict:
     values = np.asarray(values, dtype=float)
-    return {"mean": round(float(values.mean()), 1), "p95": round(float(np.percentile(values, 95)), 1),
-            "max": int(values.max())}
+    return {"mean": round(float(values.mean()), 1),
+            "p95": round(float(np.percentile(values, 95)), 1), "max": int(values.max())}
 
 
 def sequence_variant(tokenizer, dialogues, tools_mode: str, results: str) -> dict:
