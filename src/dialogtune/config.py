@@ -23,6 +23,8 @@ class DataConfig(_Section):
     train: str | None = None
     eval: str | None = None
     format: str = "auto"
+    # chat: a JSON file of tools for the dialogues without their own (data/formats/tools_file.py)
+    tools: str | None = None
     text_column: str | None = None
     label_column: str | None = None
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)  # 0: train on every example

@@ -28,11 +28,12 @@ def train_from_options(config: Path | None, overrides: list[str], values: dict,
 
 def evaluate_run(run: str | Path, data: str, output: Path | None = None,
                  base: bool = False, oos_threshold: float | None = None,
-                 policy=None) -> dict:
+                 policy=None, tools: str | None = None) -> dict:
     """Evaluate a run on ``data``; writes ``output`` (and plots beside it) when given.
 
     ``policy`` (a ``models.LoadPolicy`` from the command line) may allow remote code or
-    pickle weights; by default neither is, whatever the run's config says."""
+    pickle weights; by default neither is, whatever the run's config says. ``tools``: a
+    tools file for chat data (default: the run's ``data.tools``)."""
     task = get_task(read_run_config(Path(run)).task)
     return task.evaluate(run, data, output, base=base, oos_threshold=oos_threshold,
-                         policy=policy)
+                         policy=policy, tools=tools)

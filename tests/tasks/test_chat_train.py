@@ -132,7 +132,7 @@ def test_interrupted_chat_run_resumes_to_identical_weights(folder, data, tmp_pat
 def test_chat_defaults_fill_only_unset_settings(folder, data, tmp_path):
     cfg = chat_config(tmp_path / "a", data, folder).resolved()
     assert (cfg.strategy.name, cfg.strategy.lora_r, cfg.strategy.lora_alpha) == ("lora", 16, 32)
-    assert (cfg.train.batch_size, cfg.train.epochs, cfg.data.max_length) == (1, 1, 1024)
+    assert (cfg.train.batch_size, cfg.train.epochs, cfg.data.max_length) == (1, 1, 2048)
     cfg = chat_config(tmp_path / "b", data, folder, "strategy.lora_r=4",
                       "train.batch_size=3").resolved()
     assert (cfg.strategy.lora_r, cfg.strategy.lora_alpha, cfg.train.batch_size) == (4, 32, 3)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 TRUST_HELP = "Run Python code shipped with the model (a run's config alone never allows it)."
 PICKLE_HELP = "Load .bin/.pt (pickle) weights, which can run code when loaded."
+TOOLS_HELP = ("JSON file of tools (an OpenAI 'tools' list or function objects) for the "
+              "dialogues that have none of their own.")
 
 
 def load_policy(trust_remote_code: bool, allow_pickle: bool):

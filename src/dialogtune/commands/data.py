@@ -12,6 +12,8 @@ from typing import Optional
 
 import typer
 
+from .common import TOOLS_HELP
+
 data_app = typer.Typer(no_args_is_help=True, help="Check, clean, convert and split domain data.")
 
 
@@ -48,13 +50,16 @@ def check(
     min_count: int = typer.Option(10, "--min-count", help="Fewest examples an intent needs."),
     text_column: Optional[str] = typer.Option(None, "--text-column"),
     label_column: Optional[str] = typer.Option(None, "--label-column"),
+    tools: Optional[str] = typer.Option(None, "--tools", help="Dialogues: " + TOOLS_HELP),
 ) -> None:
-    """Find duplicates, conflicts, leakage, personal data, imbalance, length and slot problems."""
+    """Find duplicates, conflicts, leakage, personal data, imbalance, length, slot and
+    tool-call problems."""
     from ..data.quality.check import CheckOptions, check_files
     from ..data.quality.report import print_summary, write_html, write_json
 
     _outputs(output, html)
-    options = CheckOptions(model, max_length, near, min_count, text_column, label_column, kind)
+    options = CheckOptions(model, max_length, near, min_count, text_column, label_column, kind,
+                           tools)
     report = check_files(train, test, options)
     print_summary(report)
     if output:
@@ -173,11 +178,16 @@ def inspect(
     model: str = typer.Option("smollm2", "--model", help="Model whose chat template to use."),
     index: int = typer.Option(0, "--index", help="Which dialogue (0 = the first)."),
     data_format: str = typer.Option("auto", "--format", help="chat | sharegpt | alpaca"),
-    max_length: Optional[int] = typer.Option(1024, "--max-length", help="Training token limit."),
+    max_length: Optional[int] = typer.Option(
+        None, "--max-length", help="Training token limit (default: the chat task's)."),
+    tools: Optional[str] = typer.Option(None, "--tools", help=TOOLS_HELP),
 ) -> None:
     """Show one dialogue as training sees it: trained tokens highlighted, token counts."""
     from ..data.encode.inspect import inspect_dialogue, print_inspection
     from ..models.loading import load_tokenizer, resolve_source
+    from ..tasks import get_task
 
+    max_length = max_length or get_task("chat").defaults["data"]["max_length"]
     tokenizer = load_tokenizer(resolve_source(model))
-    print_inspection(inspect_dialogue(tokenizer, str(data), index, data_format, max_length))
+    print_inspection(inspect_dialogue(tokenizer, str(data), index, data_format, max_length,
+                                      tools))

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .common import PICKLE_HELP, TRUST_HELP, load_policy
+from .common import PICKLE_HELP, TOOLS_HELP, TRUST_HELP, load_policy
 
 
 def evaluate(
@@ -20,6 +20,8 @@ def evaluate(
         None, "--oos-threshold", min=0.0, max=1.0,
         help="Intent runs: flag out of scope below this top probability (default: the run's "
              "calibrated one)."),
+    tools: Optional[str] = typer.Option(
+        None, "--tools", help="Chat runs: " + TOOLS_HELP + " Default: the run's data.tools."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
 ) -> None:
@@ -31,7 +33,7 @@ def evaluate(
     from ..pipeline import evaluate_run
 
     metrics = evaluate_run(run, data, output, base=base, oos_threshold=oos_threshold,
-                           policy=load_policy(trust_remote_code, allow_pickle))
+                           policy=load_policy(trust_remote_code, allow_pickle), tools=tools)
     typer.echo(json.dumps(headline(metrics), indent=2))
     if output:
         typer.echo(f"wrote {output}")

@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from .common import TOOLS_HELP
+
 
 def train(
     data: Optional[str] = typer.Option(None, "--data", help="Training file (CSV/JSONL) or folder."),
@@ -24,6 +26,7 @@ def train(
     data_format: Optional[str] = typer.Option(
         None, "--format", help="Data format: chat (chat, sharegpt, alpaca) or nlu (jsonl, "
                                "rasa, dialogue, conll); default: detected."),
+    tools: Optional[str] = typer.Option(None, "--tools", help="Chat: " + TOOLS_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
 ) -> None:
     """Fine-tune a model; writes config, label map, logs, metrics, plots and weights."""
@@ -32,6 +35,7 @@ def train(
     summary = train_from_options(config, overrides, {
         "task": task, "output": output, "data.train": data, "data.eval": eval_data,
         "data.text_column": text_column, "data.label_column": label_column,
-        "data.format": data_format, "model.name": model, "strategy.name": strategy,
+        "data.format": data_format, "data.tools": tools, "model.name": model,
+        "strategy.name": strategy,
         "train.epochs": epochs}, resume=resume)
     typer.echo(json.dumps(summary, indent=2))

@@ -172,14 +172,15 @@ def write_side_by_side(path: Path, samples: list[TurnSample], columns: dict[str,
 
 def evaluate_run_on(run: Path, data: str, output: Path | None, base: bool,
                     generate_turns: int, max_new_tokens: int, policy=None,
-                    documents: bool = False) -> dict:
+                    documents: bool = False, tools: str | None = None) -> dict:
     """``dialogtune eval`` for causal-LM runs: metrics JSON + side-by-side markdown.
 
     ``policy``: what the command line allows (remote code, pickle); default neither.
     ``documents``: the run learned documents, so score perplexity over document blocks (a
     document file, ``.txt``/``.md``, is scored that way for any run). On tool data the run
     (and, with ``base``, its base model) is scored with or without tools as it was trained
-    (:func:`run_uses_tools`)."""
+    (:func:`run_uses_tools`). ``tools``: a tools file for the dialogues without tools of
+    their own; default the run's ``data.tools``."""
     from ..checkpoint import write_json_atomic
     from ..config import read_run_config
     from ..data.formats import read_dialogues
@@ -194,7 +195,7 @@ def evaluate_run_on(run: Path, data: str, output: Path | None, base: bool,
     output = Path(output) if output else RunDir(Path(run)).eval.named_metrics(name)
     if documents or is_document_path(data):
         return _evaluate_documents(run, cfg, data, output, base, policy)
-    dialogues = read_dialogues(data, cfg.data.format)
+    dialogues = read_dialogues(data, cfg.data.format, tools or cfg.data.tools)
     model = (ChatPredictor.from_model(cfg.model.name, policy) if base
              else ChatPredictor.from_run(run, policy))
     metrics, samples, replies = evaluate_predictor(model, dialogues, cfg.data.max_length,

@@ -20,7 +20,8 @@ class Task:
       left unset. ``strategy`` settings are filled only where the chosen strategy reads
       them (a LoRA rank for lora or dora, nothing for full).
     - ``train(cfg, resume=False, callbacks=())`` → the run summary (``run.json``).
-    - ``evaluate(run, data, output, base=, oos_threshold=, policy=)`` → the metrics.
+    - ``evaluate(run, data, output, base=, oos_threshold=, policy=, tools=)`` → the metrics
+      (``tools``: a tools file, for chat runs).
     - ``load_predictor(run_dir, policy)`` → a ready predictor of a trained run.
     - ``read_data(cfg, path)`` → the records of one data file, as training reads them.
     """

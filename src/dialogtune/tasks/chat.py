@@ -18,8 +18,9 @@ from .causal_lm import evaluate_lm, lm_defaults, train_lm
 
 
 def read_dialogue_records(cfg: RunConfig, path: str) -> list:
-    """The dialogues of one file, in the run's ``data.format``."""
-    return read_dialogues(path, cfg.data.format)
+    """The dialogues of one file, in the run's ``data.format``, the run's ``data.tools``
+    given to those without tools of their own."""
+    return read_dialogues(path, cfg.data.format, cfg.data.tools)
 
 
 def encode_dialogue_file(cfg: RunConfig, tokenizer, path: str
@@ -43,12 +44,19 @@ def train_chat(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
 
 def evaluate_chat(run: str | Path, data: str, output: Path | None = None, base: bool = False,
                   generate_turns: int = 40, max_new_tokens: int = 48, policy=None,
-                  oos_threshold: float | None = None) -> dict:
-    """Score a chat run (or, with ``base``, the model it started from) on held-out data."""
+                  oos_threshold: float | None = None, tools: str | None = None) -> dict:
+    """Score a chat run (or, with ``base``, the model it started from) on held-out data;
+    ``tools``: a tools file for dialogues without tools (default: the run's ``data.tools``)."""
     return evaluate_lm(Path(run), data, output, base, generate_turns, max_new_tokens, policy,
-                       oos_threshold)
+                       oos_threshold, tools=tools)
 
 
-TASK = Task("chat", CAUSAL_LM, defaults=lm_defaults(max_length=1024), train=train_chat,
-            evaluate=evaluate_chat, load_predictor=ChatPredictor.from_run,
+# 2048 tokens: tool lists and results lengthen dialogues. SGD restaurants with tools (compact
+# rendering, SmolLM2) lose 357 of 2,960 assistant turns to a 1,024-token cut, 10 to 1,536,
+# none to 2,048, while one LoRA step peaks at 2.4 / 4.7 / 5.9 GiB RSS at those lengths
+# (benchmarks/tools_length.py, RESULTS.md "Tool-calling dialogue length"). A cap, not a
+# padded length: the plain SGD dialogues (at most 614 tokens) cost the same as under 1,024.
+CHAT_MAX_LENGTH = 2048
+TASK = Task("chat", CAUSAL_LM, defaults=lm_defaults(max_length=CHAT_MAX_LENGTH),
+            train=train_chat, evaluate=evaluate_chat, load_predictor=ChatPredictor.from_run,
             read_data=read_dialogue_records)

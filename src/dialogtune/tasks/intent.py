@@ -198,10 +198,12 @@ def write_intent_run(run: RunDir, model, tokenizer, data: IntentData, cfg: RunCo
 
 def evaluate_intent_run(run: str | Path, data: str, output: Path | None = None,
                         base: bool = False, oos_threshold: float | None = None,
-                        policy=None) -> dict:
+                        policy=None, tools: str | None = None) -> dict:
     """``dialogtune eval`` on an intent run: metrics (and plots beside them) on ``data``."""
     if base:
         raise DialogtuneError("--base applies to chat runs: an intent head starts random")
+    if tools:
+        raise DialogtuneError("--tools applies to chat runs")
     cfg = read_run_config(Path(run))
     records = read_intents(data, cfg.data.text_column, cfg.data.label_column,
                            require_labels=1)

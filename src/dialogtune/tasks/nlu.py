@@ -138,12 +138,14 @@ def _validator(predictor, data):
 
 def evaluate_nlu_run(run: str | Path, data: str, output: Path | None = None,
                      base: bool = False, oos_threshold: float | None = None,
-                     policy=None) -> dict:
+                     policy=None, tools: str | None = None) -> dict:
     """``dialogtune eval`` on an NLU run: every intent metric, then the slot metrics
     (``slot_f1``, ``slot_precision``, ``slot_recall``, ``sentence_accuracy``,
     ``per_slot``, ``slot_errors``)."""
     if base:
         raise DialogtuneError("--base applies to chat runs: the NLU heads start random")
+    if tools:
+        raise DialogtuneError("--tools applies to chat runs")
     cfg = read_run_config(Path(run))
     records = read_nlu_records(cfg, data)
     out = EvalDir(Path(output).parent) if output else RunDir(Path(run)).eval

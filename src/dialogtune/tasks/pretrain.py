@@ -9,6 +9,7 @@ from ..config import RunConfig
 from ..data.encode.chat import EncodedDialogue
 from ..data.encode.documents import document_blocks
 from ..data.formats import read_documents
+from ..errors import DialogtuneError
 from ..inference.chat import ChatPredictor
 from ..strategies import CAUSAL_LM
 from .base import Task
@@ -37,8 +38,10 @@ def train_pretrain(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
 
 def evaluate_pretrain(run: str | Path, data: str, output: Path | None = None,
                       base: bool = False, policy=None,
-                      oos_threshold: float | None = None) -> dict:
+                      oos_threshold: float | None = None, tools: str | None = None) -> dict:
     """Perplexity of a pretrain run (or, with ``base``, its base model) over documents."""
+    if tools:
+        raise DialogtuneError("--tools applies to chat runs")
     return evaluate_lm(Path(run), data, output, base, policy=policy,
                        oos_threshold=oos_threshold, documents=True)
 

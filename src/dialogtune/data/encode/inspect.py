@@ -1,7 +1,10 @@
 """Show what chat training sees: one dialogue through the template, trained tokens marked.
 
 Coloured with rich on a terminal (trained tokens green, the rest dim); plain ``[[...]]``
-around trained runs otherwise, so the output stays readable in logs and tests.
+around trained runs otherwise, so the output stays readable in logs and tests. A
+tool-calling dialogue shows its tool list, calls and results as the template renders them
+(``encode.tools``): calls are trained like the assistant's words, the tool list and the
+results are context only; the counts line says how many of each.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ class Inspection:
     trained: int
     dropped_turns: int
     index: int
+    calls: int = 0
+    results: int = 0
+    tools: int = 0
 
     def plain(self) -> str:
         return "".join(f"[[{text}]]" if trained else text for text, trained in self.runs)
@@ -29,14 +35,18 @@ class Inspection:
     def counts(self) -> str:
         share = 100 * self.trained / max(1, self.tokens)
         note = f", {self.dropped_turns} turn(s) cut by max_length" if self.dropped_turns else ""
-        return f"tokens: {self.tokens} total, {self.trained} trained ({share:.1f}%){note}"
+        tools = (f"; {self.calls} tool call(s) trained, {self.results} tool result(s) and "
+                 f"{self.tools} tool definition(s) context only"
+                 if self.calls or self.results or self.tools else "")
+        return f"tokens: {self.tokens} total, {self.trained} trained ({share:.1f}%){note}{tools}"
 
 
 def inspect_dialogue(tokenizer, path: str, index: int = 0, fmt: str = "auto",
-                     max_length: int | None = None) -> Inspection:
-    """Encode dialogue ``index`` of ``path`` exactly as training would."""
+                     max_length: int | None = None, tools: str | None = None) -> Inspection:
+    """Encode dialogue ``index`` of ``path`` exactly as training would (``tools``: the
+    run's tools file, for dialogues without their own)."""
     ensure_chat_template(tokenizer)
-    dialogues = read_dialogues(path, fmt)
+    dialogues = read_dialogues(path, fmt, tools)
     if not 0 <= index < len(dialogues):
         raise DataError(f"--index {index} out of range: the file has {len(dialogues)} "
                         "dialogue(s)", path)
@@ -52,7 +62,11 @@ def inspect_dialogue(tokenizer, path: str, index: int = 0, fmt: str = "auto",
             runs[-1] = (runs[-1][0] + piece, trained)
         else:
             runs.append((piece, trained))
-    return Inspection(runs, len(encoded.input_ids), encoded.trained, dropped, index)
+    dialogue = dialogues[index]
+    calls = sum(len(m.extra.get("tool_calls") or []) for m in dialogue.messages)
+    results = sum(1 for m in dialogue.messages if m.role == "tool")
+    return Inspection(runs, len(encoded.input_ids), encoded.trained, dropped, index, calls,
+                      results, len(dialogue.extra.get("tools") or []))
 
 
 def _pieces(tokenizer, ids: list[int]) -> list[str]:

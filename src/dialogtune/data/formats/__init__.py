@@ -27,6 +27,7 @@ from .hf_dataset import read_hf_dataset
 from .intent_csv import read_csv
 from .intent_json import read_json_intents
 from .rasa import read_rasa
+from .tools_file import tools_from, with_tools
 
 __all__ = ["Loaded", "Problem", "ReadOptions", "Reader", "detect", "read", "read_dialogues",
            "read_documents", "read_intents"]
@@ -103,9 +104,12 @@ def read_intents(path: str | Path, text_column: str | None = None,
     return records
 
 
-def read_dialogues(path: str | Path, fmt: str = "auto") -> list[Dialogue]:
-    """Every dialogue in ``path``; ``fmt`` is auto, chat, sharegpt or alpaca."""
-    return read(path, "dialogue", True, fmt).dialogues
+def read_dialogues(path: str | Path, fmt: str = "auto",
+                   tools: str | Path | None = None) -> list[Dialogue]:
+    """Every dialogue in ``path``; ``fmt`` is auto, chat, sharegpt or alpaca. ``tools``:
+    a tools file (``--tools``) for the dialogues without tools of their own."""
+    file_tools = tools_from(tools)  # a bad tools file stops before the data is read
+    return with_tools(read(path, "dialogue", True, fmt).dialogues, file_tools)
 
 
 def read_documents(path: str | Path) -> list[Document]:

@@ -55,7 +55,7 @@ def read_dialogue_records(out: Loaded, options: ReadOptions, items: Items | None
         if fmt is None:
             fmt = out.format = _known_format(obj, out.path, line)
         try:
-            out.keep(parse_dialogue(obj, fmt, out.path, line), obj)
+            out.keep(parse_dialogue(obj, fmt, out.path, line, out.strict), obj)
         except DataError as exc:
             out.problem_from(exc)
 
@@ -70,8 +70,10 @@ def _known_format(obj: Any, path: str, line: int) -> str:
     return fmt
 
 
-def parse_dialogue(obj: Any, fmt: str, path: str, line: int) -> Dialogue:
-    """One record in ``fmt`` → Dialogue, or a DataError located at ``path:line``."""
+def parse_dialogue(obj: Any, fmt: str, path: str, line: int, strict: bool = True
+                   ) -> Dialogue:
+    """One record in ``fmt`` → Dialogue, or a DataError located at ``path:line``.
+    ``strict`` False keeps a tool result that answers no call (``data check`` lists it)."""
     if not isinstance(obj, dict):
         raise DataError("expected a JSON object", path, line)
     parser = {"chat": _parse_chat, "sharegpt": _parse_sharegpt, "alpaca": _parse_alpaca}[fmt]
@@ -82,7 +84,7 @@ def parse_dialogue(obj: Any, fmt: str, path: str, line: int) -> Dialogue:
         extra["tools"] = tools
     else:
         extra.pop("tools", None)
-    return Dialogue(_link_results(messages, path, line), line, path, extra)
+    return Dialogue(_link_results(messages, path, line, strict), line, path, extra)
 
 
 def _tools_of(obj: dict, path: str, line: int) -> list[dict] | None:
@@ -101,10 +103,12 @@ def _tools_of(obj: dict, path: str, line: int) -> list[dict] | None:
                         getattr(exc, "field", None) or field) from None
 
 
-def _link_results(messages: list[Message], path: str, line: int) -> list[Message]:
+def _link_results(messages: list[Message], path: str, line: int, strict: bool = True
+                  ) -> list[Message]:
     """Ids on every call (``call_N`` where missing) and each result's ``tool_call_id`` and
     ``name`` taken from the oldest call it can answer when it has none (ShareGPT
-    observations and legacy ``function`` messages name no call)."""
+    observations and legacy ``function`` messages name no call). A result answering no
+    call is an error when ``strict``, else left unlinked for ``data check`` to report."""
     open_calls: list[dict] = []
     count = 0
     for i, message in enumerate(messages):
@@ -117,6 +121,8 @@ def _link_results(messages: list[Message], path: str, line: int) -> list[Message
             open_calls = list(calls)
         elif message.role == "tool":
             answered = _answered_call(message, open_calls)
+            if answered is None and not strict:
+                continue
             if answered is None:
                 raise DataError("a tool result with no call before it to answer", path, line,
                                 f"messages[{i}]")
@@ -208,16 +214,18 @@ def _parse_sharegpt(obj: dict, path: str, line: int) -> tuple[list[Message], set
 
 
 def _sharegpt_calls(value: str, path: str, line: int, field: str) -> list[dict]:
-    """A ShareGPT ``function_call`` turn's calls in OpenAI form."""
+    """A ShareGPT ``function_call`` turn's calls in OpenAI form (an ``id`` beside a call's
+    name is kept: ``data convert`` writes one so results stay linked)."""
     try:
         raw = json.loads(value)
         items = raw if isinstance(raw, list) else [raw]
-        calls = calls_from_openai([{"type": "function", "function": item} for item in items],
-                                  field)
+        calls = calls_from_openai([{"type": "function", "function": item,
+                                    "id": item.get("id") if isinstance(item, dict) else None}
+                                   for item in items], field)
     except ValueError as exc:
         raise DataError(f"a function_call turn must hold JSON: {exc}", path, line,
                         field) from None
-    return [{k: v for k, v in c.to_openai("").items() if k != "id"} for c in calls]
+    return [{k: v for k, v in c.to_openai("").items() if k != "id" or v} for c in calls]
 
 
 def _parse_alpaca(obj: dict, path: str, line: int) -> tuple[list[Message], set[str]]:

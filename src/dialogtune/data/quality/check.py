@@ -15,6 +15,10 @@ for intent and dialogue data so tools can read either:
 - ``lengths``: character and token percentiles, ``over_max`` items over the model limit;
 - ``dialogues`` (dialogue data only): ``role_order``, ``empty_turns``, ``no_assistant``,
   ``ends_on_user``, ``too_long``;
+- ``tools`` (dialogue data with tools, calls or results; null otherwise): calls naming
+  undefined tools, arguments breaking the schema, results answering no call, unanswered
+  calls, malformed definitions, and a ``summary`` (``quality.tools``). ``CheckOptions.tools``
+  (``--tools FILE``) gives dialogues without tools of their own the file's;
 - ``slots`` (NLU data only, ``kind`` "nlu"): span problems, spans per slot type, slot
   types seen once, test-only slot types and unseen test values per slot (``slots``);
 - ``counts``: the number of findings of each kind, for a quick look or a CI gate.
@@ -37,7 +41,10 @@ from ..formats.nlu import looks_like_nlu, read_nlu
 from ..records import NluExample, Utterance
 from . import checks as q
 from . import dialogues as dq
+from ..formats.tools_file import tools_from, with_tools
 from .slots import slot_findings, split_problems
+from .tools import KINDS as TOOL_KINDS
+from .tools import tool_findings
 from .near_dup import similar_pairs, word_shingles
 
 DEFAULT_MODELS = {"intent": "minilm", "dialogue": "smollm2", "nlu": "minilm"}
@@ -55,6 +62,7 @@ class CheckOptions:
     text_column: str | None = None
     label_column: str | None = None
     kind: str = "auto"  # the data kind: auto, intent, dialogue or nlu (module doc)
+    tools: str | None = None  # a tools file for dialogues without tools (``--tools``)
 
 
 def read_checked(path: str | Path, options: CheckOptions) -> Loaded:
@@ -81,8 +89,15 @@ def check_files(train: str | Path, test: str | Path | None = None,
     options = options or CheckOptions()
     if not 0 < options.near_threshold <= 1:
         raise DialogtuneError(f"--near must be in (0, 1], got {options.near_threshold}")
+    file_tools = tools_from(options.tools)
     loaded = read_checked(train, options)
     held = read_checked(test, options) if test else None
+    if file_tools and loaded.kind != "dialogue":
+        raise DataError(f"--tools applies to dialogue data; this is {loaded.kind} data",
+                        str(train))
+    for read_file in (loaded, held):
+        if read_file is not None and read_file.kind == "dialogue":
+            with_tools(read_file.dialogues, file_tools)
     if held is not None and {loaded.kind, held.kind} == {"intent", "nlu"}:
         loaded, held = as_nlu(loaded), as_nlu(held)  # intent data: examples without slots
     if held is not None and held.kind != loaded.kind:
@@ -229,6 +244,7 @@ def dialogue_findings(loaded: Loaded, held: Loaded | None, tokenizer, max_length
         "imbalance": None,
         "lengths": lengths,
         "dialogues": structure,
+        "tools": tool_findings(dialogues, options.tools),
     }
 
 
@@ -251,6 +267,8 @@ def count_findings(report: dict) -> dict[str, int]:
     }
     for kind, found in (report.get("dialogues") or {}).items():
         counts[f"dialogues_{kind}"] = len(found)
+    for kind in TOOL_KINDS if report.get("tools") else ():
+        counts[f"tools_{kind}"] = len(report["tools"][kind])
     slots = report.get("slots")
     if slots is not None:  # unseen values are informative, not counted as findings
         counts["slot_span_problems"] = len(slots["span_problems"])

@@ -1,14 +1,19 @@
 """Dialogue findings: structure (role order, empty turns, missing or last replies) and the
 entries that let the shared duplicate / conflict / leakage functions compare dialogues.
 
-A dialogue is compared as a whole (every turn's role and normalised text); a *conflict*
-is the same context (every turn before the last assistant turn) answered by different
-last replies, the dialogue analogue of one text under two labels.
+A dialogue is compared as a whole (every turn's role and normalised text, a turn's tool
+calls included); a *conflict* is the same context (every turn before the last assistant
+turn) answered by different last replies, the dialogue analogue of one text under two
+labels. Tool calls and results have their own findings (``tools``); here an assistant turn
+that only calls is not empty, and several results in a row are not a role-order problem.
 """
 
 from __future__ import annotations
 
+from ..encode.chat import dialogue_tools, message_dicts, render
+from ..encode.tools import call_text
 from ..records import Dialogue
+from ..tool_calls import calls_from_openai
 from .checks import Entry, normalize
 
 PREVIEW = 120
@@ -22,8 +27,15 @@ def preview(dialogue: Dialogue) -> str:
     return text if len(text) <= PREVIEW else text[:PREVIEW - 1] + "…"
 
 
+def turn_text(message) -> str:
+    """What a turn says: its content, then its tool calls in the built-in text form."""
+    calls = message.extra.get("tool_calls")
+    return "\n".join(filter(None, [message.content, call_text(calls_from_openai(calls))
+                                    if calls else ""]))
+
+
 def _turns_key(messages) -> str:
-    return "\n".join(f"{m.role}: {normalize(m.content)}" for m in messages)
+    return "\n".join(f"{m.role}: {normalize(turn_text(m))}" for m in messages)
 
 
 def dialogue_entries(dialogues: list[Dialogue]) -> list[Entry]:
@@ -40,7 +52,7 @@ def reply_entries(dialogues: list[Dialogue]) -> list[Entry]:
         if last is None:
             continue
         context = _turns_key(d.messages[:last])
-        reply = normalize(d.messages[last].content)
+        reply = normalize(turn_text(d.messages[last]))
         if context and reply:
             entries.append(Entry(d.line, context, preview(d), reply))
     return entries
@@ -57,7 +69,7 @@ def role_order(dialogue: Dialogue) -> list[dict]:
     if talk and talk[0][1] != "user":
         found.append((talk[0][0], "the conversation starts with an assistant turn"))
     for (_, prev), (i, role) in zip(talk, talk[1:]):
-        if role == prev:
+        if role == prev and role != "tool":  # several results answer one turn's calls
             found.append((i, f"two {role} turns in a row"))
     return [{"line": dialogue.line, "turn": i, "message": message, "roles": roles}
             for i, message in found]
@@ -75,7 +87,7 @@ def structure_findings(dialogues: list[Dialogue]) -> dict[str, list[dict]]:
     for d in dialogues:
         found["role_order"] += role_order(d)
         for i, m in enumerate(d.messages):
-            if not m.content.strip():
+            if not m.content.strip() and not m.extra.get("tool_calls"):
                 found["empty_turns"].append({"line": d.line, "turn": i, "role": m.role,
                                              "text": preview(d)})
         roles = [m.role for m in d.messages]
@@ -94,12 +106,12 @@ def pii_items(dialogues: list[Dialogue]) -> list[tuple[int | None, str, dict]]:
 
 
 def template_texts(tokenizer, dialogues: list[Dialogue]) -> list[str]:
-    """Each dialogue as the model sees it: through the chat template when there is one."""
+    """Each dialogue as the model sees it: through the chat template when there is one,
+    with its tools, calls and results rendered as training renders them."""
     texts = []
     for d in dialogues:
-        messages = [{"role": m.role, "content": m.content} for m in d.messages]
         try:
-            texts.append(tokenizer.apply_chat_template(messages, tokenize=False))
+            texts.append(render(tokenizer, message_dicts(d), tools=dialogue_tools(d)))
         except Exception:  # no template, or one that rejects this role order
-            texts.append("\n".join(m["content"] for m in messages))
+            texts.append("\n".join(turn_text(m) for m in d.messages))
     return texts

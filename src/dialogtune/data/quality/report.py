@@ -46,7 +46,17 @@ def sections(report: dict) -> list[tuple[str, str, list[dict]]]:
     for kind, found in (report.get("dialogues") or {}).items():
         if kind not in ("empty_turns", "too_long"):  # shown above as empty / over maximum
             items.append((f"dialogues_{kind}", "Dialogues: " + kind.replace("_", " "), found))
+    tools = report.get("tools")
+    for kind, title in TOOL_TITLES.items() if tools else ():
+        items.append((f"tools_{kind}", title, tools[kind]))
     return items
+
+
+TOOL_TITLES = {"undefined_tool": "Tools: calls naming an undefined tool",
+               "bad_arguments": "Tools: arguments breaking the schema",
+               "result_without_call": "Tools: results answering no call",
+               "unanswered_call": "Tools: calls never answered (warning)",
+               "bad_definition": "Tools: malformed definitions"}
 
 
 def where(finding: dict) -> str:
@@ -137,6 +147,7 @@ def _footer(report: dict) -> list[str]:
             model = f" ({report['model']}, max {lengths['max_length']})" if unit == "tokens" else ""
             lines.append(f"{unit}{model}: p50 {stats['p50']:g}, p95 {stats['p95']:g}, "
                          f"p99 {stats['p99']:g}, max {stats['max']}")
+    lines += _tools_footer(report.get("tools"))
     slots = report.get("slots")
     if slots is not None:
         shown = ", ".join(f"{safe(k)} {v}" for k, v in list(slots["counts"].items())[:12])
@@ -152,6 +163,20 @@ def _footer(report: dict) -> list[str]:
     if report.get("note"):
         lines.append(f"note: {safe(report['note'])}")
     return lines
+
+
+def _tools_footer(tools: dict | None) -> list[str]:
+    """One line: dialogues with tools, calls (per tool), results, the tools file."""
+    if not tools:
+        return []
+    s = tools["summary"]
+    per_tool = ", ".join(f"{safe(name)} {n}" for name, n in list(s["per_tool"].items())[:8])
+    more = ", …" if len(s["per_tool"]) > 8 else ""
+    source = f"; tools file {safe(s['tools_file'])}" if s.get("tools_file") else ""
+    return [f"tools: {s['dialogues_with_tools']} dialogue(s) with tools, {s['calls']} call(s) "
+            f"in {s['dialogues_with_calls']} dialogue(s)" + (f" ({per_tool}{more})"
+                                                             if per_tool else "")
+            + f", {s['results']} result(s){source}"]
 
 
 def write_json(report: dict, path: str | Path) -> None:

@@ -6,10 +6,16 @@ What each target keeps, and what it drops (every drop is reported with its lines
 - ``csv`` / ``jsonl`` (intent): text and label; other columns are dropped.
 - ``chat``: everything (dialogue fields, per-turn fields, weights).
 - ``sharegpt``: everything; roles become human/gpt/system turns, weights and per-turn
-  fields stay on each turn.
+  fields stay on each turn. Tool calling as LLaMA-Factory writes it: ``tools`` as a JSON
+  string of function objects, an assistant's calls as a ``function_call`` turn whose value
+  is the JSON call (a list for several; each keeps its ``id``), results as ``observation``
+  turns keeping ``tool_call_id`` and ``name``. An assistant turn that both speaks and calls
+  becomes a ``gpt`` turn then a ``function_call`` turn (noted).
 - ``openai``: only role, content and weight on assistant turns, as the hosted fine-tuning
-  APIs accept; dialogue fields and per-turn fields are dropped, and dialogues without an
-  assistant turn are skipped (the API rejects them).
+  APIs accept, plus what they accept for tool calling: ``tools``, an assistant's
+  ``tool_calls`` (content null when it only calls) and ``tool`` messages with their
+  ``tool_call_id``; other dialogue and per-turn fields are dropped, and dialogues without
+  an assistant turn are skipped (the API rejects them).
 - ``alpaca``: the last user → assistant exchange becomes instruction → output, a leading
   system turn becomes ``system``, and earlier user/assistant pairs go to ``history``
   (LLaMA-Factory's convention, expanded again when dialogtune reads alpaca for
@@ -28,6 +34,7 @@ no slots, and NLU data to ``csv`` / ``jsonl`` keeps text and intent (slots dropp
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,13 +43,15 @@ from ...errors import DataError
 from ..formats import Loaded, read
 from ..formats.dialogue import dialogue_to_chat_json
 from ..formats.nlu import looks_like_nlu
+from ..quality.tools import refuse_unlinked_results
 from ..records import Dialogue, Message
+from ..tool_calls import calls_from_openai, function_specs
 from .nlu_convert import NLU_TARGETS, convert_nlu, read_nlu_for_conversion
 from .writers import refuse_same_file, write_csv, write_jsonl
 
 INTENT_TARGETS = ("csv", "jsonl")
 DIALOGUE_TARGETS = ("chat", "sharegpt", "alpaca", "openai")
-SHAREGPT_FROM = {"user": "human", "assistant": "gpt", "system": "system"}
+SHAREGPT_FROM = {"user": "human", "assistant": "gpt", "system": "system", "tool": "observation"}
 
 
 @dataclass
@@ -68,6 +77,7 @@ def read_for_conversion(path: str | Path) -> Loaded:
     loaded.refuse_unreadable(loaded.utterances, "dialogtune data fix drops unreadable rows",
                              loaded.text_key)
     if loaded.kind == "dialogue":
+        refuse_unlinked_results(loaded)
         loaded.dialogues = [_normalise_dialogue(d, loaded.format) for d in loaded.dialogues]
     return loaded
 
@@ -125,14 +135,37 @@ def _intents(loaded: Loaded, to: str, dropped: Dropped) -> list:
 
 
 def to_sharegpt(dialogue: Dialogue, dropped: Dropped | None = None) -> dict:
-    """Lossless: every turn becomes {from, value, ...its other fields}."""
+    """Lossless: every turn becomes {from, value, ...its other fields} (tool calling as the
+    module doc says)."""
     turns = []
     for m in dialogue.messages:
-        turn = {**m.extra, "from": SHAREGPT_FROM[m.role], "value": m.content}
-        if m.weight is not None:
-            turn["weight"] = m.weight
-        turns.append(turn)
-    return {**dialogue.extra, "conversations": turns}
+        extra = {k: v for k, v in m.extra.items() if k != "tool_calls"}
+        weight = {"weight": m.weight} if m.weight is not None else {}
+        calls = m.extra.get("tool_calls")
+        if calls and m.content.strip() and dropped is not None:
+            dropped.add("a turn that speaks and calls became a gpt and a function_call turn",
+                        dialogue.line)
+        if m.content.strip() or not calls:
+            turns.append({**extra, "from": SHAREGPT_FROM[m.role], "value": m.content, **weight})
+        if calls:
+            turns.append({**extra, "from": "function_call", "value": sharegpt_call_value(calls),
+                          **weight})
+    record = {**dialogue.extra, "conversations": turns}
+    if dialogue.extra.get("tools"):
+        record["tools"] = json.dumps(list(function_specs(dialogue.extra["tools"]).values()),
+                                     ensure_ascii=False)
+    return record
+
+
+def sharegpt_call_value(tool_calls: list[dict]) -> str:
+    """A ``function_call`` turn's value: ``{"id", "name", "arguments"}`` (arguments an
+    object, as LLaMA-Factory writes them), a list when the turn makes several calls."""
+    calls = [{**({"id": c.id} if c.id else {}), "name": c.name, "arguments": c.arguments}
+             for c in calls_from_openai(tool_calls)]
+    return json.dumps(calls[0] if len(calls) == 1 else calls, ensure_ascii=False)
+
+
+OPENAI_TOOL_FIELDS = {"assistant": ("tool_calls",), "tool": ("tool_call_id",)}
 
 
 def to_openai(dialogue: Dialogue, dropped: Dropped) -> dict | None:
@@ -140,19 +173,27 @@ def to_openai(dialogue: Dialogue, dropped: Dropped) -> dict | None:
     if not any(m.role == "assistant" for m in dialogue.messages):
         dropped.add("skipped: no assistant turn (the fine-tuning API rejects it)", dialogue.line)
         return None
-    if dialogue.extra:
-        dropped.add(f"dropped dialogue field(s) {', '.join(dialogue.extra)}", dialogue.line)
+    other = [k for k in dialogue.extra if k != "tools"]
+    if other:
+        dropped.add(f"dropped dialogue field(s) {', '.join(other)}", dialogue.line)
     messages = []
     for m in dialogue.messages:
-        item = {"role": m.role, "content": m.content}
+        kept = OPENAI_TOOL_FIELDS.get(m.role, ())
+        item = {"role": m.role, "content": m.content,
+                **{k: m.extra[k] for k in kept if m.extra.get(k)}}
+        if item.get("tool_calls") and not m.content:
+            item["content"] = None
         if m.weight is not None and m.role == "assistant":
             item["weight"] = m.weight
         elif m.weight is not None:
             dropped.add(f"dropped weight on a {m.role} turn", dialogue.line)
-        if m.extra:
-            dropped.add(f"dropped turn field(s) {', '.join(sorted(m.extra))}", dialogue.line)
+        # a result's "name" is its call's: the link (tool_call_id) keeps it
+        extra = sorted(k for k in m.extra if k not in kept and (m.role, k) != ("tool", "name"))
+        if extra:
+            dropped.add(f"dropped turn field(s) {', '.join(extra)}", dialogue.line)
         messages.append(item)
-    return {"messages": messages}
+    tools = dialogue.extra.get("tools")
+    return {**({"tools": tools} if tools else {}), "messages": messages}
 
 
 def to_alpaca(dialogue: Dialogue, dropped: Dropped) -> dict | None:
