@@ -209,7 +209,7 @@ class ChatPredictor:
         """
         ids = self.prompt_ids(messages, max_new_tokens)
         yield from cut_at_stop(self._stream_ids(ids, max_new_tokens, temperature, top_p, seed,
-                                                 cancel, deadline), stop or [])
+                                                cancel, deadline), stop or [])
 
     def _stream_ids(self, ids: torch.Tensor, max_new_tokens: int, temperature: float,
                     top_p: float, seed: int | None, cancel: threading.Event | None,
