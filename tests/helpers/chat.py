@@ -72,8 +72,10 @@ def build_tokenizer(template: str = "chatml"):
     return tokenizer
 
 
-def build_model_folder(folder: Path, template: str = "chatml", seed: int = 0) -> str:
-    """Save a 2-layer Llama (tied embeddings, like SmolLM2) + tokenizer into ``folder``."""
+def build_model_folder(folder: Path, template: str = "chatml", seed: int = 0,
+                       max_positions: int = 512) -> str:
+    """Save a 2-layer Llama (tied embeddings, like SmolLM2) + tokenizer into ``folder``
+    (``max_positions``: its context, e.g. longer for prompts that list tools)."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
@@ -81,7 +83,7 @@ def build_model_folder(folder: Path, template: str = "chatml", seed: int = 0) ->
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, tie_word_embeddings=True,
+                         max_position_embeddings=max_positions, tie_word_embeddings=True,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
     model = LlamaForCausalLM(config)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from ..runs.layout import RunDir
 from ..strategies import CAUSAL_LM, apply_strategy, get_strategy
 from ..tasks import get_task
 from .generation import decode, is_prompt_learning
+from .streaming import StopSignal, cut_at_stop, partial_marker
+from .tool_decoding import AUTO, CallConstraint, call_constraint
 
 GENERATION_THREAD = "dialogtune-generation"  # the name of each generating thread
 NO_LIMIT = 1_000_000  # tokenizers without a known limit report model_max_length ~1e30
@@ -117,27 +118,41 @@ class ChatPredictor:
 
     def respond(self, messages: list[dict], tools: list[dict] | None = None,
                 max_new_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0,
-                seed: int | None = None, tool_choice="auto") -> ParsedReply:
+                seed: int | None = None, tool_choice: str | dict = AUTO) -> ParsedReply:
         """The next assistant turn: its words and the tool calls it makes (read from the
         built-in ``<tool_call>`` form). ``messages`` may hold earlier calls and results.
-        ``tool_choice`` (OpenAI's) is accepted; not yet enforced while decoding."""
+        Decoding is constrained (``tool_decoding``): every call names a tool and fits its
+        schema; ``tool_choice`` is OpenAI's (auto, none, required, a named function)."""
         ids = self.prompt_ids(messages, max_new_tokens, tools)
+        constraint = self.call_constraint(tools, tool_choice)
         with self._lock:
-            new = self._generate_ids(ids, max_new_tokens, temperature, top_p, seed)
+            new = self._generate_ids(ids, max_new_tokens, temperature, top_p, seed,
+                                     constraint=constraint)
         return parse_reply(self.tokenizer.decode(new, skip_special_tokens=True))
+
+    def call_constraint(self, tools: list[dict] | None, tool_choice: str | dict = AUTO
+                        ) -> CallConstraint:
+        """The grammar one reply is decoded under; PromptError for a bad ``tool_choice``
+        or a schema that cannot be enforced (raised before anything is generated)."""
+        vocab = getattr(getattr(self.model, "config", None), "vocab_size", None)
+        return call_constraint(self.tokenizer, vocab or len(self.tokenizer), self.stop_ids,
+                               tools, tool_choice)
 
     def stream_respond(self, messages: list[dict], tools: list[dict] | None = None,
                        max_new_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0,
                        seed: int | None = None, cancel: threading.Event | None = None,
-                       deadline: float | None = None, tool_choice="auto"
+                       deadline: float | None = None, tool_choice: str | dict = AUTO
                        ) -> Iterator[str | ToolCall]:
         """The next assistant turn as it is generated: text pieces (``str``), then each
         tool call (``ToolCall``) once the reply is complete. Call text never reaches the
-        text pieces: from the first ``<tool_call>`` on, everything is held and parsed."""
+        text pieces: from the first ``<tool_call>`` on, everything is held and parsed.
+        Constrained as :meth:`respond`; a bad ``tool_choice`` raises PromptError at the
+        first ``next()``, before any token is generated."""
+        ids = self.prompt_ids(messages, max_new_tokens, tools)
+        constraint = self.call_constraint(tools, tool_choice)
         held, calling = "", False
-        for piece in self._stream_ids(self.prompt_ids(messages, max_new_tokens, tools),
-                                      max_new_tokens, temperature, top_p, seed, cancel,
-                                      deadline):
+        for piece in self._stream_ids(ids, max_new_tokens, temperature, top_p, seed, cancel,
+                                      deadline, constraint):
             held += piece
             if not calling and CALL_OPEN in held:
                 before, held = held.split(CALL_OPEN, 1)
@@ -145,7 +160,7 @@ class ChatPredictor:
                 if before:
                     yield before
             elif not calling:
-                keep = _partial_marker(held, CALL_OPEN)
+                keep = partial_marker(held, CALL_OPEN)
                 if len(held) > keep:
                     yield held[:len(held) - keep]
                     held = held[len(held) - keep:]
@@ -178,7 +193,7 @@ class ChatPredictor:
         with self._lock:
             new = self._generate_ids(ids, max_new_tokens, temperature, top_p, seed)
         text = self.tokenizer.decode(new, skip_special_tokens=True)
-        return "".join(_cut_at_stop(iter([text]), stop or [])).strip()
+        return "".join(cut_at_stop(iter([text]), stop or [])).strip()
 
     def stream(self, messages: list[dict], max_new_tokens: int = 128, temperature: float = 0.0,
                top_p: float = 1.0, stop: list[str] | None = None, seed: int | None = None,
@@ -193,12 +208,13 @@ class ChatPredictor:
         thread ends the stream and is re-raised here, in the consumer.
         """
         ids = self.prompt_ids(messages, max_new_tokens)
-        yield from _cut_at_stop(self._stream_ids(ids, max_new_tokens, temperature, top_p, seed,
-                                                 cancel, deadline), stop or [])
+        yield from cut_at_stop(self._stream_ids(ids, max_new_tokens, temperature, top_p, seed,
+                                                cancel, deadline), stop or [])
 
     def _stream_ids(self, ids: torch.Tensor, max_new_tokens: int, temperature: float,
                     top_p: float, seed: int | None, cancel: threading.Event | None,
-                    deadline: float | None) -> Iterator[str]:
+                    deadline: float | None, constraint: CallConstraint | None = None
+                    ) -> Iterator[str]:
         """Decoded text pieces of a generation from ``ids`` (see :meth:`stream`)."""
         from transformers import TextIteratorStreamer
 
@@ -209,7 +225,8 @@ class ChatPredictor:
 
         def generate() -> None:
             try:
-                self._generate_ids(ids, max_new_tokens, temperature, top_p, seed, streamer, halt)
+                self._generate_ids(ids, max_new_tokens, temperature, top_p, seed, streamer,
+                                   halt, constraint)
             except BaseException as exc:  # handed to the consumer, never lost in the thread
                 errors.append(exc)
             finally:
@@ -229,12 +246,18 @@ class ChatPredictor:
     @torch.no_grad()
     def _generate_ids(self, ids: torch.Tensor, max_new_tokens: int, temperature: float,
                       top_p: float, seed: int | None, streamer=None,
-                      halt: "StopSignal | None" = None) -> list[int]:
-        """New token ids; prompt-learning models use their own exact decoding loop."""
+                      halt: StopSignal | None = None,
+                      constraint: CallConstraint | None = None) -> list[int]:
+        """New token ids; prompt-learning models use their own exact decoding loop. A
+        ``constraint`` masks the logits of every step, before temperature and top-p."""
         if is_prompt_learning(self.model):
             return decode(self.model, ids, max_new_tokens, self.stop_ids, temperature, top_p,
-                          streamer, seed, halt)
+                          streamer, seed, halt, constraint)
         kwargs = self._generate_kwargs(max_new_tokens, temperature, top_p, seed)
+        if constraint is not None:
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList([constraint])
         if halt is not None:
             from transformers import StoppingCriteriaList
 
@@ -243,57 +266,3 @@ class ChatPredictor:
                                   streamer=streamer, **kwargs)
         new = out[0, ids.shape[1]:].tolist()
         return new[:-1] if new and new[-1] in self.stop_ids else new
-
-
-class StopSignal:
-    """Why a generation should stop early: the consumer left (``local``), the caller
-    cancelled (``cancel``, e.g. the HTTP client disconnected) or the ``deadline`` passed."""
-
-    def __init__(self, local: threading.Event, cancel: threading.Event | None = None,
-                 deadline: float | None = None):
-        self.local, self.cancel, self.deadline = local, cancel, deadline
-
-    def __call__(self) -> bool:
-        return (self.local.is_set() or (self.cancel is not None and self.cancel.is_set())
-                or (self.deadline is not None and time.monotonic() >= self.deadline))
-
-    def criterion(self):
-        """This signal as a ``transformers`` stopping criterion, checked after every token."""
-        from transformers import StoppingCriteria
-
-        signal = self
-
-        class _Halt(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
-                return torch.full((input_ids.shape[0],), signal(), dtype=torch.bool,
-                                  device=input_ids.device)
-
-        return _Halt()
-
-
-def _partial_marker(text: str, marker: str) -> int:
-    """Length of the longest end of ``text`` that begins ``marker`` (held back: the next
-    piece may complete it)."""
-    for size in range(min(len(marker) - 1, len(text)), 0, -1):
-        if text.endswith(marker[:size]):
-            return size
-    return 0
-
-
-def _cut_at_stop(pieces: Iterator[str], stops: list[str]) -> Iterator[str]:
-    """Pass text through until a stop string appears; hold back a possible partial match."""
-    if not stops:
-        yield from pieces
-        return
-    buffer, hold = "", max(len(s) for s in stops) - 1
-    for piece in pieces:
-        buffer += piece
-        hits = [buffer.find(s) for s in stops if s in buffer]
-        if hits:
-            yield buffer[:min(hits)]
-            return  # the caller stops the generating thread
-        if len(buffer) > hold:
-            yield buffer[:len(buffer) - hold]
-            buffer = buffer[len(buffer) - hold:]
-    if buffer:
-        yield buffer

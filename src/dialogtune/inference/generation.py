@@ -40,11 +40,15 @@ def _next_token(logits: torch.Tensor, temperature: float, top_p: float,
 def decode(model: nn.Module, input_ids: torch.Tensor, max_new_tokens: int,
            stop_ids: list[int], temperature: float = 0.0, top_p: float = 1.0,
            streamer=None, seed: int | None = None,
-           halt: Callable[[], bool] | None = None) -> list[int]:
+           halt: Callable[[], bool] | None = None,
+           processor: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+           ) -> list[int]:
     """Generated token ids (stop token excluded) for a batch of one prompt.
 
     ``halt`` is asked after every token, like a ``transformers`` stopping criterion: when it
     answers True (client gone, deadline passed) decoding ends with what it has.
+    ``processor`` rewrites each step's logits like a ``transformers`` logits processor
+    (``(ids so far, (1, vocab) scores) -> scores``), e.g. the tool-call grammar.
     """
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     if streamer is not None:
@@ -54,7 +58,11 @@ def decode(model: nn.Module, input_ids: torch.Tensor, max_new_tokens: int,
     cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
     generated: list[int] = []
     for _ in range(max_new_tokens):
-        token = _next_token(out.logits[0, -1], temperature, top_p, generator)
+        logits = out.logits[0, -1]
+        if processor is not None:
+            seen = torch.cat([input_ids, torch.tensor([generated], dtype=input_ids.dtype)], 1)
+            logits = processor(seen, logits[None])[0]
+        token = _next_token(logits, temperature, top_p, generator)
         if token in stop_ids:
             break
         generated.append(token)
