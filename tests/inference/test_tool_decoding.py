@@ -313,3 +313,24 @@ def test_the_embedded_smollm2_writes_a_valid_call_when_one_is_required():
     assert reply.calls[0].name in ("CheckBalance", "TransferMoney")
     assert all(call_problems(c, function_specs(BANK_TOOLS)) == [] for c in reply.calls)
     assert json.loads(reply.calls[0].to_openai()["function"]["arguments"])
+
+
+def test_unconstrained_fallback_drops_the_calls_the_grammar_would_forbid():
+    """A tokenizer llguidance cannot read decodes freely; ``checked_reply`` keeps only
+    calls that fit their schema and ``tool_choice`` (the server's word-level test model)."""
+    from dialogtune.data.tool_calls import ParsedReply, ToolCall
+    from dialogtune.inference.tool_decoding import checked_reply
+
+    tools = [{"type": "function", "function": {"name": "pay", "parameters": {
+        "type": "object", "properties": {"to": {"type": "string"}}, "required": ["to"]}}},
+             {"type": "function", "function": {"name": "log", "parameters": {
+                 "type": "object", "properties": {}}}}]
+    good, bad = ToolCall("pay", {"to": "Ann"}, "c1"), ToolCall("pay", {}, "c2")
+    other, unknown = ToolCall("log", {}, "c3"), ToolCall("wire", {}, "c4")
+    reply = ParsedReply("ok", [good, bad, other, unknown], [])
+    auto = checked_reply(reply, tools)
+    assert auto.calls == [good, other] and len(auto.invalid) == 2
+    named = checked_reply(reply, tools, {"type": "function", "function": {"name": "pay"}})
+    assert named.calls == [good]
+    assert checked_reply(reply, tools, "none").calls == []
+    assert checked_reply(reply, tools, "none").content == "ok"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +22,10 @@ from ..strategies import CAUSAL_LM, apply_strategy, get_strategy
 from ..tasks import get_task
 from .generation import decode, is_prompt_learning
 from .streaming import StopSignal, cut_at_stop, partial_marker
-from .tool_decoding import AUTO, CallConstraint, call_constraint
+from .tool_decoding import (AUTO, CallConstraint, UnsupportedTokenizer, call_constraint,
+                            checked_reply, resolve_tool_choice)
 
+log = logging.getLogger("dialogtune")
 GENERATION_THREAD = "dialogtune-generation"  # the name of each generating thread
 NO_LIMIT = 1_000_000  # tokenizers without a known limit report model_max_length ~1e30
 __all__ = ["ChatPredictor", "PromptError", "load_chat_run"]
@@ -128,15 +131,26 @@ class ChatPredictor:
         with self._lock:
             new = self._generate_ids(ids, max_new_tokens, temperature, top_p, seed,
                                      constraint=constraint)
-        return parse_reply(self.tokenizer.decode(new, skip_special_tokens=True))
+        reply = parse_reply(self.tokenizer.decode(new, skip_special_tokens=True))
+        return reply if constraint else checked_reply(reply, tools, tool_choice)
 
     def call_constraint(self, tools: list[dict] | None, tool_choice: str | dict = AUTO
-                        ) -> CallConstraint:
+                        ) -> CallConstraint | None:
         """The grammar one reply is decoded under; PromptError for a bad ``tool_choice``
-        or a schema that cannot be enforced (raised before anything is generated)."""
+        or a schema that cannot be enforced (raised before anything is generated). None
+        when llguidance cannot read the tokenizer: decoding then runs free and
+        ``checked_reply`` drops the calls the grammar would have forbidden (warned once)."""
         vocab = getattr(getattr(self.model, "config", None), "vocab_size", None)
-        return call_constraint(self.tokenizer, vocab or len(self.tokenizer), self.stop_ids,
-                               tools, tool_choice)
+        try:
+            return call_constraint(self.tokenizer, vocab or len(self.tokenizer), self.stop_ids,
+                                   tools, tool_choice)
+        except UnsupportedTokenizer as exc:
+            resolve_tool_choice(tool_choice, tools)  # a bad choice is still refused
+            if not getattr(self, "_warned_unconstrained", False):
+                log.warning("%s; replies are decoded unconstrained and calls that break "
+                            "their schema are dropped", exc)
+                self._warned_unconstrained = True
+            return None
 
     def stream_respond(self, messages: list[dict], tools: list[dict] | None = None,
                        max_new_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0,
@@ -169,6 +183,7 @@ class ChatPredictor:
                 yield held
             return
         parsed = parse_reply(held)
+        parsed = parsed if constraint else checked_reply(parsed, tools, tool_choice)
         if parsed.content:  # words after the calls
             yield parsed.content
         yield from parsed.calls

@@ -33,13 +33,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data.tool_calls import CALL_CLOSE, CALL_OPEN, ToolCallError, function_specs
+from ..data.tool_calls import (CALL_CLOSE, CALL_OPEN, ParsedReply, ToolCallError,
+                               call_problems, function_specs)
 from ..errors import DialogtuneError, PromptError
 
 AUTO, NONE, REQUIRED = "auto", "none", "required"
 # json.dumps' default separators: what ToolCall.to_text writes, so what models are tuned on
 JSON_STYLE = {"item_separator": ", ", "key_separator": ": ", "whitespace_flexible": False}
 NO_CALL_TEXT = f"/(?s:.*)/ & ~/(?s:.*){CALL_OPEN}(?s:.*)/"
+
+
+class UnsupportedTokenizer(DialogtuneError):
+    """llguidance cannot read this tokenizer's vocabulary (a word-level one, say)."""
 
 
 @dataclass(frozen=True)
@@ -136,8 +141,8 @@ def guidance_tokenizer(tokenizer, vocab_size: int, stop_ids: list[int]):
             cache[key] = llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocab_size,
                                                       eos_token=list(stops))
         except ValueError as exc:  # e.g. "Only fast tokenizers are supported"
-            raise DialogtuneError(f"tool calls cannot be constrained for this tokenizer: "
-                                  f"{exc}") from None
+            raise UnsupportedTokenizer(f"tool calls cannot be constrained for this "
+                                       f"tokenizer: {exc}") from None
     return cache[key]
 
 
@@ -181,3 +186,19 @@ def call_constraint(tokenizer, vocab_size: int, stop_ids: list[int], tools,
         first = matcher.get_error().strip().splitlines()[0]
         raise PromptError(f"the tools cannot be enforced while decoding: {first}")
     return CallConstraint(matcher, vocab_size)
+
+
+def checked_reply(reply: ParsedReply, tools, tool_choice=AUTO) -> ParsedReply:
+    """``reply`` with every call the grammar would have forbidden moved to ``invalid``: the
+    fallback for a tokenizer llguidance cannot read, where decoding runs free. The promise
+    stays (every call returned fits its schema and ``tool_choice``); only a call made is
+    no longer guaranteed."""
+    choice = resolve_tool_choice(tool_choice, tools)
+    specs = function_specs(tools)
+    allowed = () if choice.mode == NONE else choice.functions
+    calls, invalid = [], list(reply.invalid)
+    for call in reply.calls:
+        ok = call.name in allowed and not call_problems(call, specs)
+        ok = ok and (choice.parallel or not calls)
+        (calls if ok else invalid).append(call if ok else call.to_text())
+    return ParsedReply(reply.content, calls, invalid)
