@@ -112,3 +112,28 @@ def test_generated_calls_are_read_back_and_checked_against_the_schema():
     assert call_problems(ToolCall("check_balance", {}), specs) == [
         "check_balance: 'account' is a required property"]
     assert "undefined tool 'wire'" in call_problems(ToolCall("wire", {}), specs)[0]
+
+
+# A template that renders tools itself, in the manner of Qwen2.5's / Hermes' (shortened).
+NATIVE_TEMPLATE = (
+    "{% if tools %}<|im_start|>system\nTOOLS:{% for t in tools %} {{ t.function.name }}"
+    "{% endfor %}<|im_end|>\n{% endif %}"
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content or '' }}"
+    "{% if m.tool_calls %}{% for c in m.tool_calls %}CALL {{ c.function.name }} "
+    "{{ c.function.arguments | tojson }}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def test_a_template_that_renders_tools_gets_them_natively_and_trains_the_call(tmp_path):
+    tokenizer = build_tokenizer("chatml")
+    tokenizer.chat_template = NATIVE_TEMPLATE
+    assert template_renders_tools(tokenizer)
+    dialogue = read_one(tmp_path, CHAT)
+    text = render(tokenizer, message_dicts(dialogue), tools=dialogue_tools(dialogue))
+    assert "TOOLS: check_balance" in text and "<tool_call>" not in text  # not the built-in
+    assert 'CALL check_balance {"account": "checking"}' in text  # arguments as an object
+    encoded, _ = encode_dialogue(tokenizer, dialogue)
+    trained = tokenizer.decode([t for t, lab in zip(encoded.input_ids, encoded.labels)
+                                if lab != IGNORE])
+    assert 'CALL check_balance {"account": "checking"}' in trained
+    assert "TOOLS" not in trained and "5118.77" not in trained.replace("$5,118.77", "")
