@@ -129,10 +129,10 @@ SCENES = {
         "prompt": ["Sure. Which phone number should I check?",
                    "I can look that up. What's the number of the line?"],
         "give": ["{phone_number}", "it's {phone_number}", "My number is {phone_number}."],
-        "reply": ["Line {phone_number} has used {used} of its {allowance} this cycle; it "
-                  "resets on {resets_on}.",
-                  "You've used {used} of {allowance} on {phone_number}. The cycle resets "
-                  "{resets_on}.",
+        "reply": [("Line {phone_number} has used {used} of its {allowance} this cycle; it "
+                  "resets on {resets_on}."),
+                  ("You've used {used} of {allowance} on {phone_number}. The cycle resets "
+                  "{resets_on}."),
                   "{phone_number} is at {used} out of {allowance}, resetting on {resets_on}."]},
         "test": {
         "ask": {None: ["What's my data usage so far on {phone_number}?",
@@ -140,8 +140,8 @@ SCENES = {
         "bare": ["Have I used a lot of data this month?"],
         "prompt": ["Glad to check. What phone number is it?"],
         "give": ["The line is {phone_number}"],
-        "reply": ["So far {phone_number} has used {used} of {allowance}; the count "
-                  "restarts on {resets_on}."]}},
+        "reply": [("So far {phone_number} has used {used} of {allowance}; the count "
+                  "restarts on {resets_on}.")]}},
     "check_outage": {"key": "city", "make": lambda rng: rng.choice(CITIES), "train": {
         "ask": {"fiber": ["Is there an internet outage in {city}?",
                           "my fiber is down in {city}, is it just me?",
@@ -155,22 +155,22 @@ SCENES = {
         "prompt": ["Sorry about that. Which city are you in?",
                    "Let me check. What city is this in?"],
         "give": ["{city}", "I'm in {city}.", "{city}, near downtown"],
-        "reply": {"outage": ["Yes, there's a {service} outage in {city}. Crews expect it "
-                             "fixed by {fix_eta}.",
-                             "There is a known {service} outage in {city}; the fix is "
-                             "expected by {fix_eta}."],
-                  "no outage": ["I don't see any {service} outage in {city} right now. "
-                                "Restarting your device often helps.",
-                                "There's no {service} outage reported in {city} at the "
-                                "moment."]}}, "test": {
+        "reply": {"outage": [("Yes, there's a {service} outage in {city}. Crews expect it "
+                             "fixed by {fix_eta}."),
+                             ("There is a known {service} outage in {city}; the fix is "
+                             "expected by {fix_eta}.")],
+                  "no outage": [("I don't see any {service} outage in {city} right now. "
+                                "Restarting your device often helps."),
+                                ("There's no {service} outage reported in {city} at the "
+                                "moment.")]}}, "test": {
         "ask": {"fiber": ["Wifi and fiber both dead here in {city}. Known outage?"],
                 "mobile": ["Is mobile service out around {city}?"]},
         "bare": {"fiber": ["Is your internet service having problems?"],
                  "mobile": ["Are your cell towers down?"]},
         "prompt": ["I'll check for you. Which city?"],
         "give": ["It's {city}"],
-        "reply": {"outage": ["Our {service} network in {city} has an outage right now, "
-                             "with repairs due by {fix_eta}."],
+        "reply": {"outage": [("Our {service} network in {city} has an outage right now, "
+                             "with repairs due by {fix_eta}.")],
                   "no outage": ["Our records show no {service} outage in {city}."]}}},
     "block_sim": {"key": "phone_number", "make": phone, "train": {
         "ask": {"lost": ["I lost my phone, please block the SIM for {phone_number}",
@@ -184,12 +184,12 @@ SCENES = {
         "prompt": ["I'm sorry. What's the phone number so I can block the SIM?",
                    "Let's block it right away. Which number is it?"],
         "give": ["{phone_number}", "It was {phone_number}."],
-        "reply": ["Done: the SIM for {phone_number} is blocked. Your reference is "
-                  "{reference}.",
-                  "I've blocked the SIM on {phone_number} (reference {reference}). A "
-                  "replacement can be picked up in any store.",
-                  "{phone_number} is blocked now. Keep reference {reference} for the "
-                  "police or insurance."]}, "test": {
+        "reply": [("Done: the SIM for {phone_number} is blocked. Your reference is "
+                  "{reference}."),
+                  ("I've blocked the SIM on {phone_number} (reference {reference}). A "
+                  "replacement can be picked up in any store."),
+                  ("{phone_number} is blocked now. Keep reference {reference} for the "
+                  "police or insurance.")]}, "test": {
         "ask": {"lost": ["Misplaced my phone, can you shut off the SIM on {phone_number}?"],
                 "stolen": ["Phone got snatched, please block {phone_number}"]},
         "bare": {"lost": ["I have lost my mobile"], "stolen": ["my phone was taken"]},
@@ -205,14 +205,14 @@ SMALL_TALK = {"train": {
     "close": [("Thanks, that's all.", "You're welcome! Have a great day."),
               ("ok thank you", "Anytime. Is there anything else I can help with?"),
               ("Great, thanks for the help", "Glad I could help!")],
-    "alone": [("How do I restart my router?", "Unplug it, wait 30 seconds and plug it back "
-               "in. The lights take about two minutes to settle."),
-              ("Can I keep my number if I switch to you?", "Yes, you can bring your number. "
-               "Start the transfer in the app or at any store.")]}, "test": {
+    "alone": [("How do I restart my router?", ("Unplug it, wait 30 seconds and plug it back "
+               "in. The lights take about two minutes to settle.")),
+              ("Can I keep my number if I switch to you?", ("Yes, you can bring your number. "
+               "Start the transfer in the app or at any store."))]}, "test": {
     "open": [("hey", "Hi! What can I help with?")],
     "close": [("cool, thanks a lot", "My pleasure. Take care!")],
-    "alone": [("Do you sell phone cases?", "Yes, our stores carry cases for most "
-               "models.")]}}
+    "alone": [("Do you sell phone cases?", ("Yes, our stores carry cases for most "
+               "models."))]}}
 
 
 # -- dialogues ------------------------------------------------------------------------------
@@ -259,11 +259,14 @@ def _small_talk(kind: str, split: str, rng: random.Random) -> list[dict]:
 
 
 def dialogue(split: str, number: int, rng: random.Random) -> dict:
-    """A chat of one or two tasks, with no-tool turns before, between or after them."""
+    """A chat of one task (two in about a third), with no-tool turns before, between or
+    after them."""
     messages = [{"role": "system", "content": SYSTEM}]
     if rng.random() < 0.15:
         messages += _small_talk("open", split, rng)
-    tools = rng.sample(sorted(SCENES), 2 if rng.random() < 0.2 else 1)
+    first = sorted(SCENES)[number % len(SCENES)]  # every tool equally often first
+    tools = [first] + ([rng.choice([t for t in sorted(SCENES) if t != first])]
+                       if rng.random() < 0.35 else [])
     for i, tool in enumerate(tools, 1):
         if rng.random() < 0.12:
             messages += _small_talk("alone", split, rng)
