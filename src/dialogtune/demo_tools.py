@@ -66,13 +66,16 @@ def calling_turns(dialogues) -> list[tuple[list[dict], list[dict], dict]]:
 
 
 def held_out_questions(dialogues, wanted: tuple[str, ...] = SHOWN_TOOLS) -> list[tuple]:
-    """(system + question, tools) for the first question of each wanted tool that states
-    every argument of its call (enums aside: "stolen" is implied, not quoted), so it stands
-    without the turns before it."""
+    """(system + question, tools) for the first question of each wanted tool that stands
+    without the turns before it: it answers no question of the assistant's, and states
+    every argument of its call (enums aside: "stolen" is implied, not quoted)."""
     from .data.tool_calls import function_specs
 
     first = {}
     for messages, tools, call in calling_turns(dialogues):
+        before = messages[-2]
+        if before["role"] == "assistant" and before["content"].rstrip().endswith("?"):
+            continue
         schema = function_specs(tools)[call["name"]]["parameters"].get("properties", {})
         stated = [v for k, v in json.loads(call["arguments"]).items()
                   if "enum" not in schema.get(k, {})]
@@ -114,11 +117,17 @@ def grounded(found: dict) -> tuple[int, int]:
     return sum(1 for v in values if str(v) in reply), len(values)
 
 
+def _line(text: str, width: int = 160) -> str:
+    """Generated text on one line, cut at ``width`` characters."""
+    text = " ".join(text.split()) or "(nothing)"
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def _show(who: str, found: dict) -> None:
     if found["said"] or not found["calls"]:
-        print(f"    {who} says:  {found['said'] or '(nothing)'}")
+        print(f"    {who} says:  {_line(found['said'])}")
     for text in found["invalid"]:
-        print(f"    {who} wrote a call that does not parse: {text[:80]}")
+        print(f"    {who} wrote a call that does not parse: {_line(text, 100)}")
     for call, result in zip(found["calls"], found.get("results", ())):
         print(f"    {who} calls: {call.name}({json.dumps(call.arguments)})")
         print(f"    backend:    {json.dumps(result)}")
@@ -126,10 +135,30 @@ def _show(who: str, found: dict) -> None:
         print(f"    schema problem: {problem}")
     if "reply" in found:
         stated, wanted = grounded(found)
-        print(f"    {who} replies: {found['reply'] or '(nothing)'}")
+        print(f"    {who} replies: {_line(found['reply'])}")
         for call in found["reply_calls"]:
             print(f"    {who} calls again instead: {call.name}({json.dumps(call.arguments)})")
         print(f"    states {stated} of the {wanted} looked-up values exactly")
+
+
+def _ask(run: Path, questions: list[tuple]) -> dict[str, list[dict]]:
+    """Every question to the tuned run, then to its base model (one model in memory)."""
+    from .inference.chat import ChatPredictor
+
+    found = {}
+    for who, load in (("tuned", lambda: ChatPredictor.from_run(run)),
+                      ("base", lambda: ChatPredictor.from_model("smollm2"))):
+        predictor = load()
+        found[who] = [exchange(predictor, m, t) for m, t in questions]
+        del predictor
+    return found
+
+
+def _headline(found: list[dict]) -> dict:
+    stated = [grounded(f) for f in found]
+    return {"questions": len(found),
+            "valid_calls": sum(1 for f in found if f["calls"] and not f.get("problems")),
+            "stated": sum(s for s, _ in stated), "values": sum(n for _, n in stated)}
 
 
 def run_tools_demo(output_dir: str | Path) -> dict:
@@ -137,33 +166,31 @@ def run_tools_demo(output_dir: str | Path) -> dict:
     import torch
 
     from .data.formats import read_dialogues
-    from .inference.chat import ChatPredictor
 
     started, threads = time.perf_counter(), available_threads()
     torch.set_num_threads(threads)
     run = Path(output_dir) / "tools_lora"
-    print(f"\ntool demo: LoRA on SmolLM2-135M-Instruct, {TRAIN_STEPS} of the example tool "
+    print(f"\ntool demo: LoRA on SmolLM2-135M-Instruct, {TRAIN_STEPS} of the 120 example tool "
           f"dialogues (one per step); held out: examples/tools_test.jsonl; {threads} "
           "thread(s)", flush=True)
-    summary = train_demo_run(run, threads, "tools_train.jsonl", (f"train.max_steps={TRAIN_STEPS}",))
+    summary = train_demo_run(run, threads, "tools_train.jsonl",
+                             (f"train.max_steps={TRAIN_STEPS}",))
     print(f"{summary['steps']} steps, {summary['train_seconds']:.0f} s training at "
           f"{summary['tokens_per_second']:.0f} tokens/s")
     questions = held_out_questions(read_dialogues(example_file("tools_test.jsonl")))
-    found = {}
-    for who, load in (("tuned", lambda: ChatPredictor.from_run(run)),
-                      ("base", lambda: ChatPredictor.from_model("smollm2"))):
-        predictor = load()
-        found[who] = [exchange(predictor, m, t) for m, t in questions]
-        del predictor  # one model in memory at a time
+    found = _ask(run, questions)
+    print("\nheld-out questions, worded unlike any training dialogue; the backend's values "
+          "are new to the model")
     for (messages, _), tuned, base in zip(questions, found["tuned"], found["base"]):
         print(f"\n  user: {messages[-1]['content']}")
         _show("tuned", tuned)
         _show("base", base)
-    stated = [grounded(f) for f in found["tuned"]]
-    elapsed = time.perf_counter() - started
-    print(f"\ntool demo done in {elapsed:.0f} s; run folder: {run}")
-    return {"seconds": elapsed, "stated": sum(s for s, _ in stated),
-            "values": sum(n for _, n in stated), "run": str(run)}
+    headline, elapsed = _headline(found["tuned"]), time.perf_counter() - started
+    print(f"\ntuned: {headline['valid_calls']} of {headline['questions']} questions answered "
+          f"with a schema-valid call; its replies state {headline['stated']} of "
+          f"{headline['values']} looked-up values")
+    print(f"tool demo done in {elapsed:.0f} s; run folder: {run}")
+    return {**headline, "seconds": elapsed, "run": str(run)}
 
 
 if __name__ == "__main__":

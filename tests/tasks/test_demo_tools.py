@@ -1,13 +1,16 @@
-"""The tool demo's own logic, without a model: the fake backend, the held-out questions it
-picks, one exchange (call → backend → reply from the result) and the grounding count."""
+"""The tool demo: its own logic without a model (the fake backend, the held-out questions it
+picks, one exchange: call → backend → reply from the result, and the grounding count), and
+its real path on the embedded model (slow)."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
 from dialogtune.data.formats import read_dialogues
 from dialogtune.data.tool_calls import ParsedReply, ToolCall
-from dialogtune.demo_tools import (SHOWN_TOOLS, backend, exchange, grounded,
+from dialogtune.demo_tools import (SHOWN_TOOLS, backend, calling_turns, exchange, grounded,
                                    held_out_questions, looked_up)
 from helpers import EXAMPLES
 
@@ -33,13 +36,18 @@ def test_backend_is_fixed_per_question_and_differs_between_questions():
     assert "error" in backend("no_such_tool", {})
 
 
-def test_held_out_questions_state_their_arguments():
-    questions = held_out_questions(read_dialogues(EXAMPLES / "tools_test.jsonl"))
+def test_held_out_questions_stand_alone():
+    dialogues = read_dialogues(EXAMPLES / "tools_test.jsonl")
+    questions = held_out_questions(dialogues)
     assert len(questions) == len(SHOWN_TOOLS)
-    for messages, tools in questions:
+    context = {m[-1]["content"]: m for m, _, _ in calling_turns(dialogues)}
+    for (messages, tools), name in zip(questions, SHOWN_TOOLS):
         assert [m["role"] for m in messages] == ["system", "user"] and tools
-    balance_question = questions[0][0][-1]["content"]
-    assert "LM-" in balance_question
+        question = messages[-1]["content"]
+        assert not context[question][-2]["content"].endswith("?")  # answers no question
+        assert ("LM-" if name == "get_balance" else "555-") in question
+    answers = [m for m, _, _ in calling_turns(dialogues) if m[-2]["content"].endswith("?")]
+    assert answers  # there were answers to skip ("It's Boise")
 
 
 def test_exchange_runs_the_call_and_counts_the_values_the_reply_states():
@@ -64,3 +72,19 @@ def test_a_call_that_breaks_the_schema_is_reported():
     found = exchange(model, [{"role": "user", "content": "block 555-0100"}], tools)
     assert any("reason" in p for p in found["problems"])
     assert grounded(found) == (0, 1)
+
+
+@pytest.mark.slow
+def test_tools_demo_on_the_embedded_model(tmp_path, capsys, monkeypatch):
+    """The demo's real path, shortened to 2 training steps: train, question both models,
+    print; a second call reuses the finished run."""
+    import dialogtune.demo_tools as demo_tools
+
+    monkeypatch.setattr(demo_tools, "TRAIN_STEPS", 2)
+    headline = demo_tools.run_tools_demo(tmp_path)
+    printed = capsys.readouterr().out
+    assert headline["questions"] == len(SHOWN_TOOLS) and "2 steps" in printed
+    assert printed.count("  user: ") == len(SHOWN_TOOLS) and "base says:" in printed
+    assert 0 <= headline["stated"] <= headline["values"]
+    demo_tools.run_tools_demo(tmp_path)
+    assert "reusing the finished run" in capsys.readouterr().out
