@@ -3,7 +3,9 @@
 Trains and evaluates a joint intent + slot model (all-MiniLM-L6-v2, ``--task nlu``) on
 ``examples/``, then fine-tunes the embedded chat model (SmolLM2-135M-Instruct) with LoRA on
 the example dialogues, and prints the metrics, a turn with its slots and where the plots
-are.
+are. Last, a second LoRA run of that model learns the example tool-calling dialogues and
+answers held-out questions by calling a fake support backend and replying from its result
+(``demo_tools``).
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ def _print_predictions(predictor) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=Path("runs/demo"))
-    parser.add_argument("--skip-chat", action="store_true", help="only the NLU part")
+    parser.add_argument("--skip-chat", action="store_true",
+                        help="only the NLU part (no chat, no tools)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="dialogtune: %(message)s")
     from .cli import quiet_libraries
@@ -104,8 +107,10 @@ def main(argv: list[str] | None = None) -> None:
     run_nlu_demo(args.output)
     if not args.skip_chat:
         from .demo_chat import run_chat_demo
+        from .demo_tools import run_tools_demo
 
         run_chat_demo(args.output / "chat")
+        run_tools_demo(args.output / "chat")
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; results in {args.output}")
 
 

@@ -19,7 +19,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SHOWN_REPLIES = 3
 
 
-def _example(name: str) -> Path:
+def example_file(name: str) -> Path:
     path = EXAMPLES / name
     if not path.exists():
         raise FileNotFoundError(f"{path}: the demo reads the repository's examples/ folder")
@@ -37,8 +37,10 @@ def _print_side_by_side(samples, base: list[str], tuned: list[str], width: int =
             print("  " + "  ".join(f"{cell:<{width}}" for cell in cells))
 
 
-def _train(run: Path, threads: int) -> dict:
-    """Train the demo run, resume an interrupted one, or reuse a finished one."""
+def train_demo_run(run: Path, threads: int, data: str = "dialogues_train.jsonl",
+           overrides: tuple[str, ...] = ()) -> dict:
+    """Train the demo run on ``examples/<data>``, resume an interrupted one, or reuse a
+    finished one."""
     import json
 
     from .config import load_config
@@ -49,9 +51,9 @@ def _train(run: Path, threads: int) -> dict:
     if files.summary.exists():
         print(f"reusing the finished run in {run} (delete it to train again)")
         return json.loads(files.summary.read_text(encoding="utf-8"))
-    cfg = load_config(None, ["train.save_every_steps=20", f"train.num_threads={threads}"],
-                      task="chat", output=str(run),
-                      **{"data.train": str(_example("dialogues_train.jsonl")),
+    cfg = load_config(None, ["train.save_every_steps=20", f"train.num_threads={threads}",
+                             *overrides], task="chat", output=str(run),
+                      **{"data.train": str(example_file(data)),
                          "model.name": "smollm2", "strategy.name": "lora"})
     return train_run(cfg, resume=files.checkpoint.path.exists())
 
@@ -62,7 +64,7 @@ def _score(run: Path) -> tuple[list, dict]:
     from .evaluate.chat import generate_replies, generation_samples, perplexity_metrics
     from .inference.chat import ChatPredictor
 
-    test = read_dialogues(_example("dialogues_test.jsonl"))
+    test = read_dialogues(example_file("dialogues_test.jsonl"))
     samples = generation_samples(test, SHOWN_REPLIES)
     results = {}
     for name, load in (("base", lambda: ChatPredictor.from_model("smollm2")),
@@ -85,7 +87,7 @@ def run_chat_demo(output_dir: str | Path) -> dict:
     print("chat demo: LoRA (r=16, all linear layers) on SmolLM2-135M-Instruct, all 72 "
           "example dialogues, 1 epoch, 1 dialogue per step; held out: the 20 test dialogues; "
           f"{threads} thread(s)", flush=True)
-    summary = _train(run, threads)
+    summary = train_demo_run(run, threads)
     samples, results = _score(run)
     base, tuned = results["base"]["perplexity"], results["tuned"]["perplexity"]
     print(f"\nheld-out assistant perplexity: base {base:.2f} -> tuned {tuned:.2f} "

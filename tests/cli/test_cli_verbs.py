@@ -97,7 +97,7 @@ def test_private_import_reader(tmp_path):
 
 
 def test_demos_import_no_private_names():
-    for name in ("demo.py", "demo_chat.py"):
+    for name in ("demo.py", "demo_chat.py", "demo_tools.py"):
         assert private_imports(SRC / name) == [], name
 
 
