@@ -133,7 +133,7 @@ def test_set_below_a_scalar_is_an_error(tmp_path):
 
 @pytest.mark.parametrize("task", names())
 def test_resolved_task_defaults(task):
-    expected = {"intent": ("minilm", "full", 64), "chat": ("smollm2", "lora", 1024),
+    expected = {"intent": ("minilm", "full", 64), "chat": ("smollm2", "lora", 2048),
                 "pretrain": ("smollm2", "lora", 256), "nlu": ("minilm", "full", 64)}[task]
     raw = RunConfig(task=task)
     cfg = raw.resolved()
