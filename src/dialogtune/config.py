@@ -74,6 +74,9 @@ class TrainConfig(_Section):
     max_steps: int | None = None
     # Small data sets need more passes: training runs at least this many steps.
     min_steps: int = 0
+    # auto: bf16 autocast where this machine's bf16 matmul is at least twice float32's
+    # (measured at start, see precision.py), float32 elsewhere.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
 
 
 class RunConfig(_Section):

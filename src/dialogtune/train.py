@@ -26,6 +26,7 @@ from .checkpoint import save_tensors, trainable_state
 from .config import TrainConfig
 from .data.encode.batching import BatchSource
 from .errors import DialogtuneError
+from .precision import autocast, resolve_precision
 from .resources import available_threads
 from .runs.layout import RunDir
 
@@ -61,6 +62,7 @@ class FitResult:
     best_epoch: int | None
     best_metrics: dict[str, float] = field(default_factory=dict)
     stopped_early: bool = False
+    precision: str = "fp32"
 
 
 def lr_lambda(schedule: str, total: int, warmup: int) -> Callable[[int], float]:
@@ -155,7 +157,7 @@ def fit(model: nn.Module, batches: BatchSource, loss_fn: LossFn, evaluate: EvalF
     if progress["best_epoch"] is not None:
         load_trainable(model, RunDir(run_dir).best)
     return FitResult(progress["step"], progress["seconds"], progress["best_epoch"],
-                     progress["best_metrics"], stopped_early)
+                     progress["best_metrics"], stopped_early, loop.precision)
 
 
 def _accelerator():
@@ -195,6 +197,7 @@ class _Loop:
             "step": 0, "epoch": 0, "batch": 0, "best": None, "best_epoch": None,
             "bad_epochs": 0, "seconds": 0.0, "best_metrics": {}}
         self.log = RunLog(RunDir(run_dir).log, accelerator.is_main_process)
+        self.precision = resolve_precision(cfg.precision, accelerator.device.type)
 
     def resume(self) -> None:
         if self.accelerator.is_main_process:  # files a killed save left half-written
@@ -218,7 +221,8 @@ class _Loop:
 
     def train_step(self, batch: dict[str, torch.Tensor], loss_fn: LossFn) -> None:
         device, progress = self.accelerator.device, self.progress
-        loss = loss_fn(self.model, {k: v.to(device) for k, v in batch.items()})
+        with autocast(self.precision, device.type):
+            loss = loss_fn(self.model, {k: v.to(device) for k, v in batch.items()})
         self.accelerator.backward(loss)
         if self.cfg.grad_clip:
             self.accelerator.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
@@ -235,7 +239,8 @@ class _Loop:
             self.log.write({"step": progress["step"], "epoch": progress["epoch"] + 1,
                             "loss": round(sum(self.window) / len(self.window), 6),
                             "lr": self.scheduler.get_last_lr()[0],
-                            "seconds": round(progress["seconds"], 2)})
+                            "seconds": round(progress["seconds"], 2),
+                            "precision": self.precision})
             self.window.clear()
 
     def checkpoint(self) -> None:

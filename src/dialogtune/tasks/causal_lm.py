@@ -105,7 +105,8 @@ def _summary(cfg: RunConfig, source: str, data: LMData, result: FitResult, train
             "tokens_fed": counter.get("tokens", 0), "tokens_trained": counter.get("trained", 0),
             "tokens_per_second": round(counter.get("tokens", 0) / seconds, 2),
             "trained_tokens_per_second": round(counter.get("trained", 0) / seconds, 2),
-            "best_epoch": result.best_epoch, "stopped_early": result.stopped_early}
+            "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
+            "precision": result.precision}
 
 
 def _write_run(run: RunDir, model, cfg: RunConfig, result: FitResult, summary: dict) -> None:
