@@ -98,11 +98,26 @@ def count_batches(trainer) -> dict:
     return seen
 
 
-def run_trl(args, workdir: Path) -> dict:
-    import torch
+def trl_trainer(model, tokenizer, rows: list[dict], args, workdir: Path, max_length: int):
+    """TRL's ``SFTTrainer`` as both SGD benchmarks run it: the same LoRA as dialogtune's
+    chat default, one epoch, batch 4, float32 like dialogtune on these runs, other TRL
+    defaults (loss on every token, gradient checkpointing, full logits, padding)."""
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
+
+    config = SFTConfig(output_dir=str(workdir / "trl"), num_train_epochs=1, learning_rate=args.lr,
+                       per_device_train_batch_size=4, bf16=False, use_cpu=True,
+                       max_length=max_length, save_strategy="no", report_to=[],
+                       logging_steps=10, seed=42, max_steps=args.max_steps or -1)
+    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
+                      task_type="CAUSAL_LM")
+    return SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
+                      processing_class=tokenizer, peft_config=lora)
+
+
+def run_trl(args, workdir: Path) -> dict:
+    import torch
 
     from dialogtune.inference.chat import ChatPredictor
     from dialogtune.data.encode.chat import encode_dialogues, message_dicts
@@ -112,21 +127,14 @@ def run_trl(args, workdir: Path) -> dict:
     model, tokenizer, _ = load_lm("smollm2")  # plain float: TRL refuses a "GGUF" model
     dialogues = load_split(args, "train")
     assistant = [e.trained for e in encode_dialogues(tokenizer, dialogues, MAX_LENGTH)[0]]
-    dataset = Dataset.from_list([{"messages": message_dicts(d)} for d in dialogues])
-    config = SFTConfig(output_dir=str(workdir / "trl"), num_train_epochs=1, learning_rate=args.lr,
-                       per_device_train_batch_size=4, bf16=False, use_cpu=True,
-                       max_length=MAX_LENGTH, save_strategy="no", report_to=[],
-                       logging_steps=10, seed=42, max_steps=args.max_steps or -1)
-    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
-                      task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset,
-                         processing_class=tokenizer, peft_config=lora)
+    rows = [{"messages": message_dicts(d)} for d in dialogues]
+    trainer = trl_trainer(model, tokenizer, rows, args, workdir, MAX_LENGTH)
     seen = count_batches(trainer)
     torch.set_num_threads(args.threads)
     loop_started = time.perf_counter()
     output = trainer.train()
     train_seconds = time.perf_counter() - loop_started
-    share = seen["examples"] / max(1, len(dataset))  # < 1 only for --max-steps runs
+    share = seen["examples"] / max(1, len(rows))  # < 1 only for --max-steps runs
     result = {"wall_seconds": time.perf_counter() - started, "peak_rss_mib": peak_rss_mib(),
               "train_seconds": train_seconds, "tokens_fed": seen["tokens"],
               "assistant_tokens": round(sum(assistant) * share), "steps": output.global_step,
@@ -206,7 +214,13 @@ def parse(argv):
                         help="Learning rate for TRL (default: dialogtune's LoRA chat rate).")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--worker", choices=["base", "ours", "trl"], help=argparse.SUPPRESS)
+    return parse_with_workers(parser, argv, ["base", "ours", "trl"])
+
+
+def parse_with_workers(parser: argparse.ArgumentParser, argv, workers: list[str]):
+    """Parse after adding the hidden flags a spawned worker gets; ``--lr`` defaults to
+    dialogtune's LoRA chat rate (shared by the benchmarks that spawn one process a system)."""
+    parser.add_argument("--worker", choices=workers, help=argparse.SUPPRESS)
     parser.add_argument("--domain", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

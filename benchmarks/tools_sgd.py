@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from chat_sft_sgd import count_batches, peak_rss_mib
+from chat_sft_sgd import count_batches, parse_with_workers, peak_rss_mib, trl_trainer
 from machine import machine
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -90,9 +90,6 @@ def run_dialogtune(args, workdir: Path, tools: bool = True) -> dict:
 
 def run_trl(args, workdir: Path) -> dict:
     import torch
-    from datasets import Dataset
-    from peft import LoraConfig
-    from trl import SFTConfig, SFTTrainer
 
     from dialogtune.data.encode.chat import dialogue_tools, encode_dialogues, message_dicts
     from dialogtune.data.encode.tools import builtin_messages
@@ -104,14 +101,7 @@ def run_trl(args, workdir: Path) -> dict:
     assistant = [e.trained for e in encode_dialogues(tokenizer, dialogues, max_length())[0]]
     rows = [{"messages": builtin_messages(message_dicts(d), dialogue_tools(d))}
             for d in dialogues]
-    config = SFTConfig(output_dir=str(workdir / "trl"), num_train_epochs=1, learning_rate=args.lr,
-                       per_device_train_batch_size=4, bf16=False, use_cpu=True,
-                       max_length=max_length(), save_strategy="no", report_to=[],
-                       logging_steps=10, seed=42, max_steps=args.max_steps or -1)
-    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
-                      task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
-                         processing_class=tokenizer, peft_config=lora)
+    trainer = trl_trainer(model, tokenizer, rows, args, workdir, max_length())
     seen = count_batches(trainer)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -196,15 +186,7 @@ def parse(argv):
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
-    parser.add_argument("--domain", help=argparse.SUPPRESS)
-    parser.add_argument("--result", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.lr is None:
-        from dialogtune.strategies import CAUSAL_LM, get_strategy
-
-        args.lr = get_strategy("lora").learning_rate(CAUSAL_LM)
-    return args
+    return parse_with_workers(parser, argv, list(SYSTEMS))
 
 
 def main(argv: list[str] | None = None) -> int:

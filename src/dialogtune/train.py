@@ -27,7 +27,7 @@ from .config import TrainConfig
 from .data.encode.batching import BatchSource
 from .errors import DialogtuneError
 from .precision import autocast, resolve_precision
-from .resources import available_threads
+from .resources import ThreadGovernor, available_threads, threads_from_environment
 from .runs.layout import RunDir
 
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
@@ -122,7 +122,10 @@ def fit(model: nn.Module, batches: BatchSource, loss_fn: LossFn, evaluate: EvalF
 
     accelerator = _accelerator()
     set_seed(cfg.seed)
-    torch.set_num_threads(cfg.num_threads or available_threads())
+    chosen = cfg.num_threads or threads_from_environment()
+    torch.set_num_threads(chosen or available_threads())
+    if not chosen:  # measured for the machine now: follow other jobs as they come and go
+        callbacks = [*callbacks, ThreadGovernor()]
     run_dir.mkdir(parents=True, exist_ok=True)
     total = _total_steps(batches, cfg, accelerator.num_processes)
     # The fused kernel is ~4x faster than the default per-tensor loop on CPU (measured:
@@ -240,7 +243,7 @@ class _Loop:
                             "loss": round(sum(self.window) / len(self.window), 6),
                             "lr": self.scheduler.get_last_lr()[0],
                             "seconds": round(progress["seconds"], 2),
-                            "precision": self.precision})
+                            "precision": self.precision, "threads": torch.get_num_threads()})
             self.window.clear()
 
     def checkpoint(self) -> None:
