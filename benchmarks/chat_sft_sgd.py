@@ -5,8 +5,8 @@
 
 Per domain: the base model, dialogtune (``train --task chat``, LoRA r=16 / alpha 32 on all
 linear layers, 1 epoch, its default lr) and TRL (``SFTTrainer``, the same LoRA settings,
-epochs and learning rate; batch 4, ``bf16=False``, other TRL defaults, so it trains on every
-token) are scored by the SAME code, ``dialogtune.evaluate.chat.evaluate_predictor``:
+epochs and learning rate; batch 4, the precision dialogtune picks, other TRL defaults, so
+it trains on every token) are scored by the SAME code, ``dialogtune.evaluate.chat.evaluate_predictor``:
 held-out assistant perplexity and BLEU / ROUGE-L / slot recall of greedy replies.
 
 Throughput, both systems: tokens fed = every non-pad token given to the model; assistant
@@ -77,7 +77,8 @@ def run_ours(args, workdir: Path) -> dict:
     result = {"wall_seconds": time.perf_counter() - started, "peak_rss_mib": peak_rss_mib(),
               "train_seconds": summary["train_seconds"], "tokens_fed": summary["tokens_fed"],
               "assistant_tokens": summary["tokens_trained"], "steps": summary["steps"],
-              "lr": summary["lr"]}
+              "lr": summary["lr"],
+              "precision": summary["precision"]}
     result["eval"] = score(ChatPredictor.from_run(workdir / "run"), args)
     return result
 
@@ -100,14 +101,19 @@ def count_batches(trainer) -> dict:
 
 def trl_trainer(model, tokenizer, rows: list[dict], args, workdir: Path, max_length: int):
     """TRL's ``SFTTrainer`` as both SGD benchmarks run it: the same LoRA as dialogtune's
-    chat default, one epoch, batch 4, float32 like dialogtune on these runs, other TRL
-    defaults (loss on every token, gradient checkpointing, full logits, padding)."""
+    chat default, one epoch, batch 4, the precision dialogtune's ``train.precision=auto``
+    picks on this machine (bf16 autocast where bf16 matmuls are fast, as TRL's own default
+    ``bf16=True``; float32 elsewhere, where TRL's bf16 would be emulated and far slower),
+    other TRL defaults (loss on every token, gradient checkpointing, full logits, padding)."""
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
+    from dialogtune.precision import resolve_precision
+
     config = SFTConfig(output_dir=str(workdir / "trl"), num_train_epochs=1, learning_rate=args.lr,
-                       per_device_train_batch_size=4, bf16=False, use_cpu=True,
+                       per_device_train_batch_size=4, use_cpu=True,
+                       bf16=resolve_precision("auto") == "bf16",
                        max_length=max_length, save_strategy="no", report_to=[],
                        logging_steps=10, seed=42, max_steps=args.max_steps or -1)
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
@@ -138,7 +144,7 @@ def run_trl(args, workdir: Path) -> dict:
     result = {"wall_seconds": time.perf_counter() - started, "peak_rss_mib": peak_rss_mib(),
               "train_seconds": train_seconds, "tokens_fed": seen["tokens"],
               "assistant_tokens": round(sum(assistant) * share), "steps": output.global_step,
-              "lr": args.lr}
+              "lr": args.lr, "precision": "bf16" if trainer.args.bf16 else "fp32"}
     merged = trainer.model.merge_and_unload().eval()
     result["eval"] = score(ChatPredictor(merged, tokenizer, "trl"), args)
     return result

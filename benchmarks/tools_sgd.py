@@ -12,7 +12,8 @@ on the embedded SmolLM2-135M, the same LoRA settings and learning rate:
   dialogtune trains on: the messages in dialogtune's built-in tool format
   (``encode.tools.builtin_messages``: tool list in the system turn, calls as
   ``<tool_call>`` text, results as ``tool`` turns), rendered by TRL through the chat
-  template. TRL defaults otherwise (batch 4, every token trained);
+  template. TRL defaults otherwise (batch 4, every token trained), in the precision
+  dialogtune's ``train.precision=auto`` picks on this machine (recorded per system);
 - ``no_tools``: dialogtune on the same dialogues with tool messages and call-only turns
   removed (``evaluate.chat_tools.without_tools``): what grounding buys.
 
@@ -83,7 +84,8 @@ def run_dialogtune(args, workdir: Path, tools: bool = True) -> dict:
                                        "strategy.name": "lora"}))
     result = {"peak_rss_mib": peak_rss_mib(), "train_seconds": summary["train_seconds"],
               "tokens_fed": summary["tokens_fed"], "assistant_tokens": summary["tokens_trained"],
-              "steps": summary["steps"], "lr": summary["lr"]}
+              "steps": summary["steps"], "lr": summary["lr"],
+              "precision": summary["precision"]}
     result["eval"] = score(ChatPredictor.from_run(workdir / "run"), args, tools)
     return result
 
@@ -110,7 +112,8 @@ def run_trl(args, workdir: Path) -> dict:
     share = seen["examples"] / max(1, len(rows))
     result = {"peak_rss_mib": peak_rss_mib(), "train_seconds": train_seconds,
               "tokens_fed": seen["tokens"], "assistant_tokens": round(sum(assistant) * share),
-              "steps": output.global_step, "lr": args.lr}
+              "steps": output.global_step, "lr": args.lr,
+              "precision": "bf16" if trainer.args.bf16 else "fp32"}
     merged = trainer.model.merge_and_unload().eval()
     result["eval"] = score(ChatPredictor(merged, tokenizer, "trl"), args, True)
     return result

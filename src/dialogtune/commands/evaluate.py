@@ -12,7 +12,7 @@ from .common import PICKLE_HELP, TOOLS_HELP, TRUST_HELP, load_policy
 
 
 def evaluate(
-    run: Path = typer.Argument(..., help="A run directory."),
+    run: Optional[Path] = typer.Argument(None, help="A run directory (not with --zero-shot)."),
     data: str = typer.Option(..., "--data", help="Labelled test file."),
     output: Optional[Path] = typer.Option(None, "--output", help="metrics.json to write."),
     base: bool = typer.Option(False, "--base", help="Score the base model the run started from."),
@@ -22,6 +22,14 @@ def evaluate(
              "calibrated one)."),
     tools: Optional[str] = typer.Option(
         None, "--tools", help="Chat runs: " + TOOLS_HELP + " Default: the run's data.tools."),
+    zero_shot: bool = typer.Option(
+        False, "--zero-shot", help="Intent data: score an untuned chat model (--model) by the "
+                                   "likelihood of each label as its reply; no run needed."),
+    model: Optional[str] = typer.Option(None, "--model", help="With --zero-shot: the chat "
+                                        "model (alias such as smollm2, or a local folder)."),
+    label_descriptions: Optional[str] = typer.Option(
+        None, "--label-descriptions", help="With --zero-shot: YAML/JSON mapping each label to "
+                                           "a description shown in the prompt."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
 ) -> None:
@@ -29,11 +37,23 @@ def evaluate(
 
     For intent runs, test labels the run never saw are out of scope: the metrics then
     include their detection (recall, precision, F1, AUROC, the F1-best threshold).
+    ``--zero-shot --model M``: the same intent metrics for a chat model with no tuning.
     """
-    from ..pipeline import evaluate_run
+    policy = load_policy(trust_remote_code, allow_pickle)
+    if zero_shot:
+        from ..inference.zero_shot import evaluate_zero_shot
 
-    metrics = evaluate_run(run, data, output, base=base, oos_threshold=oos_threshold,
-                           policy=load_policy(trust_remote_code, allow_pickle), tools=tools)
+        if run is not None or model is None:
+            raise typer.BadParameter("--zero-shot takes --model and no run directory")
+        metrics = evaluate_zero_shot(model, data, output, policy, label_descriptions)
+    else:
+        from ..pipeline import evaluate_run
+
+        if run is None or model or label_descriptions:
+            raise typer.BadParameter("give a run directory; --model and --label-descriptions "
+                                     "go with --zero-shot")
+        metrics = evaluate_run(run, data, output, base=base, oos_threshold=oos_threshold,
+                               policy=policy, tools=tools)
     typer.echo(json.dumps(headline(metrics), indent=2))
     if output:
         typer.echo(f"wrote {output}")
