@@ -2,9 +2,10 @@
 
 The intents are listed in the system turn (names made readable, with descriptions when
 given); each label is then scored as the assistant's reply by the model's likelihood:
-the mean log-probability of its tokens, end-of-turn included (so "card" does not win
-over "card arrival" by being a prefix). The prompt is run once per utterance and its
-key/value cache is shared by every label's continuation in one batched forward.
+the log-probability of its tokens, end-of-turn included (so "card" does not win over
+"card arrival" by being a prefix), minus the same for a content-free message (the
+model's bias towards the label). The prompt is run once per utterance and its key/value
+cache is shared by every label's continuation in one batched forward.
 
 The predictor has the intent predictors' interface (``labels``, ``probabilities``,
 ``oos_threshold``), so ``evaluate.intent.evaluate_intent`` scores it with the same metrics
@@ -13,6 +14,7 @@ as a trained run.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,11 @@ from ..data.encode.chat import IGNORE, assistant_spans, neutralize, tokenize_wit
 from ..data.encode.intent import LabelMap
 from ..errors import DialogtuneError
 
+# Calibrating against a content-free message (domain-conditional PMI, Holtzman et al. 2021;
+# contextual calibration, Zhao et al. 2021): measured on the example intents (144 test
+# utterances, 18 intents, SmolLM2-135M) accuracy 0.160 against 0.076 for the mean token
+# log-probability and 0.090 for the plain sum; "N/A", "" and "[MASK]" gave the same 0.160.
+CONTENT_FREE = "N/A"
 INSTRUCTION = ("Sort the user's message into exactly one of these intents and answer "
                "with the intent only.")
 
@@ -92,13 +99,18 @@ class ZeroShotIntentPredictor:
         total = first[ids[:, 0]] + (following * mask[:, 1:]).sum(dim=1)
         return total.numpy(), mask.sum(dim=1).numpy()
 
+    @functools.cached_property
+    def prior(self) -> np.ndarray:
+        """Each label's log-probability as the reply to a content-free message: the bias
+        the model has towards it whatever the user says."""
+        return self.reply_log_probs(CONTENT_FREE)[0]
+
     def scores(self, text: str) -> np.ndarray:
-        """Mean log-probability of each label's reply tokens after the prompt."""
-        total, count = self.reply_log_probs(text)
-        return total / count
+        """log P(label | text) − log P(label | content-free text), summed over its tokens."""
+        return self.reply_log_probs(text)[0] - self.prior
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
-        """Softmax over the labels' mean log-probabilities, one row per text."""
+        """Softmax over the labels' calibrated scores, one row per text."""
         if not texts:
             return np.zeros((0, len(self.labels)))
         shown = tqdm(texts, desc="zero-shot", unit="utterance", disable=len(texts) < 2)
