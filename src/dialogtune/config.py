@@ -28,6 +28,9 @@ class DataConfig(_Section):
     text_column: str | None = None
     label_column: str | None = None
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)  # 0: train on every example
+    # the validation split's seed; None: train.seed. ``compare`` and ``curve`` fix it so
+    # every cell, whatever its training seed, holds out the same validation examples.
+    split_seed: int | None = None
     max_length: int | None = None
     min_examples_warning: int = 5
     # NLU: "previous" reads a dialogue user turn with the assistant turn before it

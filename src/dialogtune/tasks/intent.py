@@ -80,7 +80,8 @@ def split_intent_data(cfg: RunConfig, records: list, validation: list | None) ->
     if validation is not None:
         train = records
     else:
-        train, validation = stratified_split(records, data.val_fraction, cfg.train.seed)
+        seed = cfg.train.seed if data.split_seed is None else data.split_seed
+        train, validation = stratified_split(records, data.val_fraction, seed)
         if len(validation) >= SMALL_DATA_HOLD_OUT * len(records):
             log.warning(small_data_advice(len(validation), len(records)))
     # exact normalised-text checks only: fast enough for every run; details: data check

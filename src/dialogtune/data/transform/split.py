@@ -143,3 +143,19 @@ def sample_file(source: str | Path, shots: int, seed: int, target: str | Path) -
         counts[label] += 1
     short = sorted(label for label, n in counts.items() if n < shots)
     return {"written": len(chosen), "labels": len(counts), "short_labels": short}
+
+
+def fraction_indices(labels: list[str | None], fraction: float, seed: int) -> list[int]:
+    """``fraction`` of each label's examples (at least one each), drawn with ``seed``; file
+    order. Records without labels (dialogues) pass ``None`` and are drawn as one group."""
+    if not 0 < fraction <= 1:
+        raise DataError(f"a fraction must be in (0, 1], got {fraction}")
+    by_label: dict = defaultdict(list)
+    for i, label in enumerate(labels):
+        by_label[label].append(i)
+    rng = random.Random(seed)
+    chosen = []
+    for label in sorted(by_label, key=str):
+        group = by_label[label]
+        chosen += rng.sample(group, max(1, round(len(group) * fraction)))
+    return sorted(chosen)
