@@ -60,7 +60,7 @@ def fit_power_law(sizes: list[float], values: list[float], rising: bool = True) 
         return None
     sign = "-" if rising else "+"
     return {"a": float(a), "b": float(b), "c": float(c), "exponent_fixed": fixed,
-            "formula": f"{a:.4g} {sign} {b:.4g}·n^-{c:.3g}"}
+            "formula": f"{a:.4g} {sign} {b:.4g}·n^-{c:.3g}" + (" (c fixed)" if fixed else "")}
 
 
 def examples_for(fit: dict, target: float, rising: bool = True) -> float | None:

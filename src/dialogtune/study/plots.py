@@ -67,8 +67,9 @@ def plot_curve(curve: dict, path: Path) -> Path:
                 fmt="o-", color="tab:blue", capsize=4, label="mean ± std")
     fit, estimate = curve.get("fit"), curve.get("estimate")
     if fit:
-        top = max(sizes + [estimate["examples"] if estimate and estimate["examples"] else 0])
-        grid = np.geomspace(min(sizes), top * 1.2, 200)
+        # out to the estimate, or far enough past the data to show where the curve levels
+        top = max(4 * max(sizes), 1.2 * ((estimate or {}).get("examples") or 0))
+        grid = np.geomspace(min(sizes), top, 200)
         sign = 1 if curve["higher_is_better"] else -1
         ax.plot(grid, fit["a"] - sign * fit["b"] * grid ** (-fit["c"]), "--", color="tab:orange",
                 label=f"fit {fit['formula']}")
