@@ -108,3 +108,19 @@ def test_bad_compare_input_is_one_line(tmp_path, capsys, flags, message):
     assert main(["compare", *[x for pair in args.items() for x in pair]]) == 2
     assert message in error_line(capsys.readouterr().err)
     assert not (tmp_path / "out" / "cells").exists()
+
+
+def test_split_seed_fixes_the_validation_split_whatever_the_training_seed(tmp_path):
+    from dialogtune.config import load_config
+    from dialogtune.tasks.intent import load_intent_data
+
+    train = str(write_intent_csv(tmp_path / "train.csv"))
+
+    def held_out(*overrides: str) -> set[str]:
+        cfg = load_config(None, list(overrides), task="intent", **{"data.train": train})
+        return {r.text for r in load_intent_data(cfg).validation}
+
+    fixed = [held_out(f"train.seed={s}", "data.split_seed=5") for s in range(4)]
+    assert all(split == fixed[0] for split in fixed)
+    assert fixed[0] == held_out("train.seed=5")  # the default: the training seed
+    assert len({frozenset(held_out(f"train.seed={s}")) for s in range(4)}) > 1
