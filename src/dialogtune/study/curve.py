@@ -46,7 +46,8 @@ def size_plan(fractions: str | None, shots: str | None) -> list[tuple[str, float
     return [(kind, int(v) if kind == "shots" else v) for v in values]
 
 
-def subsample(source: str, kind: str, value: float, seed: int, folder: Path) -> tuple[Path, int, int]:
+def subsample(source: str, kind: str, value: float, seed: int,
+              folder: Path) -> tuple[Path, int, int]:
     """Write one subsample of ``source`` in its own format; (file, examples, labels)."""
     from ..data.transform.convert import read_for_conversion
     from ..data.transform.split import fraction_indices, sample_indices

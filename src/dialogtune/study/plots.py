@@ -74,7 +74,8 @@ def plot_curve(curve: dict, path: Path) -> Path:
         ax.plot(grid, fit["a"] - sign * fit["b"] * grid ** (-fit["c"]), "--", color="tab:orange",
                 label=f"fit {fit['formula']}")
     if estimate:
-        ax.axhline(estimate["target"], color="tab:green", lw=1, label=f"target {estimate['target']}")
+        ax.axhline(estimate["target"], color="tab:green", lw=1,
+                   label=f"target {estimate['target']}")
         if estimate["examples"]:
             ax.axvline(estimate["examples"], color="tab:green", lw=1, ls=":")
     ax.set_xscale("log")
