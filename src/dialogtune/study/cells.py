@@ -136,7 +136,7 @@ def seed_values(base: RunConfig, count: int) -> list[int]:
 
 def split_seed(base: RunConfig) -> int:
     """The validation split's seed, the same in every cell: ``data.split_seed`` when set,
-    else the configured training seed (so seed 0's cell equals a plain ``train`` run)."""
+    else the configured training seed (so the first seed's cell equals a plain ``train`` run)."""
     return base.train.seed if base.data.split_seed is None else base.data.split_seed
 
 
