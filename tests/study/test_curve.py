@@ -108,3 +108,11 @@ def test_bad_sizes_are_one_line(tmp_path, capsys, fractions, shots, message):
 def test_default_sizes():
     assert size_plan(None, None) == [("fraction", 0.1), ("fraction", 0.25),
                                      ("fraction", 0.5), ("fraction", 1.0)]
+
+
+def test_a_share_metric_is_never_fitted_a_ceiling_above_one():
+    sizes = [54, 54, 144, 144, 360, 360]  # three sizes of the example intents, two seeds
+    accuracy = [0.590, 0.667, 0.778, 0.799, 0.917, 0.889]
+    assert fit_power_law(sizes, accuracy)["a"] <= 1.0
+    perplexity = [value * 10 for value in accuracy[::-1]]  # not a share: no such bound
+    assert fit_power_law(sizes, perplexity, rising=False) is not None

@@ -3,8 +3,9 @@ and the number of examples it needs to reach a target, with a bootstrap interval
 
 ``m(n) = a - b·n^(-c)`` for metrics that rise with data (accuracy), ``m(n) = a + b·n^(-c)``
 for those that fall (perplexity): ``a`` is the ceiling (or floor) the curve approaches,
-``b, c > 0``. With fewer than three distinct sizes three parameters are not determined,
-so ``c`` is then fixed at 0.5 (a typical exponent of learning curves) and said so.
+``b, c > 0``, and ``a ≤ 1`` for a rising metric whose points all lie in [0, 1]. With fewer
+than three distinct sizes three parameters are not determined, so ``c`` is then fixed at
+0.5 (a typical exponent of learning curves) and said so.
 The interval resamples, at every size, that size's points (one per seed) with replacement,
 refits, and takes the 2.5 and 97.5 percentiles of the estimates; resamples whose curve never
 reaches the target count as "not reached" and leave the upper end open when they are more
@@ -39,7 +40,10 @@ def fit_power_law(sizes: list[float], values: list[float], rising: bool = True) 
     distinct = len(set(sizes))
     if distinct < 2:
         return None
-    best = float(y.max() if rising else y.min())
+    # a metric read as a share (accuracy, F1: every point in [0, 1]) cannot rise above 1:
+    # unbounded, three sizes of the example intents fitted a ceiling of 1.30
+    ceiling = 1.0 if rising and 0 <= y.min() and y.max() <= 1 else np.inf
+    best = float(min(y.max(), ceiling - 1e-6) if rising else y.min())
     spread = float(max(y.max() - y.min(), 1e-3))
     b0 = spread * float(x.min()) ** FIXED_EXPONENT
     try:
@@ -47,13 +51,14 @@ def fit_power_law(sizes: list[float], values: list[float], rising: bool = True) 
             warnings.simplefilter("ignore")  # covariance warnings: the interval is bootstrapped
             if distinct < 3:
                 (a, b), _ = curve_fit(lambda n, a, b: power_law(n, a, b, FIXED_EXPONENT, rising),
-                                      x, y, p0=[best, b0], bounds=([-np.inf, 0], [np.inf, np.inf]),
+                                      x, y, p0=[best, b0],
+                                      bounds=([-np.inf, 0], [ceiling, np.inf]),
                                       maxfev=20000)
                 c, fixed = FIXED_EXPONENT, True
             else:
                 (a, b, c), _ = curve_fit(lambda n, a, b, c: power_law(n, a, b, c, rising),
                                          x, y, p0=[best, b0, FIXED_EXPONENT],
-                                         bounds=([-np.inf, 0, 1e-3], [np.inf, np.inf, 5]),
+                                         bounds=([-np.inf, 0, 1e-3], [ceiling, np.inf, 5]),
                                          maxfev=20000)
                 fixed = False
     except (RuntimeError, ValueError):
