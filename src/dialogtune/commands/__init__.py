@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import typer
 
-from . import chat, data, evaluate, predict, serve, train
+from . import chat, data, evaluate, explain, predict, serve, train
 
 # In the order ``dialogtune --help`` lists them (verb groups after the verbs).
 VERBS = {"train": train.train, "eval": evaluate.evaluate, "predict": predict.predict,
+         "explain": explain.explain,
          "chat": chat.chat, "generate": chat.generate, "export": chat.export,
          "serve": serve.serve}
 GROUPS = {"data": data.data_app}
