@@ -17,7 +17,7 @@ def explain(
     html: Optional[Path] = typer.Option(None, "--html", help="Also write a standalone HTML page."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     method: Optional[str] = typer.Option(None, "--method",
-                                         help="ig or occlusion (intent/NLU; default occlusion)."),
+                                         help="ig or occlusion (intent/NLU; default ig)."),
     target_intent: Optional[str] = typer.Option(None, "--target-intent",
                                                 help="Explain this intent, not the predicted one."),
     reply: Optional[str] = typer.Option(None, "--reply",

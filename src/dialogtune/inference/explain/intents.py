@@ -6,10 +6,12 @@ from ...errors import DialogtuneError
 from .attribution import Encoded, attribute, probabilities_of
 
 METHODS = ("ig", "occlusion")
-# Chosen by benchmarks/explain_faithfulness.py (RESULTS.md, "Explanations (issue 13,
-# item 5)"): on the example intents, deleting occlusion's top words lowered the predicted
-# intent's probability more than deleting IG's (comprehensiveness at k = 1, 2, 3).
-DEFAULT_METHOD = "occlusion"
+# Measured by benchmarks/explain_faithfulness.py (RESULTS.md, "Explanations (issue 13,
+# item 5)", 144 example test utterances): deleting IG's top 1-3 words lowered the predicted
+# intent's probability by 0.542 on average (AOPC), occlusion's by 0.532 (+0.011 ± 0.009
+# standard error for IG: no measurable difference), so IG stays the default (its scores add
+# up to the probability change); occlusion is 4x faster (0.18 s against 0.72 s).
+DEFAULT_METHOD = "ig"
 
 
 def target_index(labels, target_intent: str | None, predicted: int) -> int:
