@@ -145,7 +145,7 @@ def test_target_intent_and_nlu_slots(classifier, tmp_path_factory):
 
 def test_reply_log_probs_equal_a_plain_forward(folder):
     predictor = ChatPredictor.from_model(folder)
-    text, reply = "What is my balance?", "Your balance is 120 dollars."
+    text, reply = "What is my balance?", "Your balance is 120 dollars, José 😀."
     result = explain_reply(predictor, text, reply, top_k=3)
     tokenizer = predictor.tokenizer
     user = [{"role": "user", "content": text}]
@@ -158,7 +158,8 @@ def test_reply_log_probs_equal_a_plain_forward(folder):
     n = len(result["logprobs"])
     expected = [float(log_probs[p - 1, full[p]]) for p in range(len(prompt), len(prompt) + n)]
     assert result["logprobs"] == pytest.approx(expected, abs=1e-4)
-    assert "".join(result["tokens"]) == reply + "<|im_end|>"  # the end of turn is scored
+    # the end of turn is scored; an emoji's byte pieces show as the emoji, not as "�"
+    assert "".join(result["tokens"]) == reply + "<|im_end|>"
     lowest = sorted(expected)[:3]
     assert [row["logprob"] for row in result["least_likely"]] == pytest.approx(lowest, abs=1e-4)
     for row in result["least_likely"]:

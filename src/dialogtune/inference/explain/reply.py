@@ -14,17 +14,33 @@ import math
 
 import torch
 
-from ...data.encode.chat import assistant_spans, neutralize, tokenize_with_spans
+from ...data.encode.chat import IGNORE, assistant_spans, neutralize, tokenize_with_spans
 from ...models.lm import selected_logits, targets_and_mask
 
 
-def reply_ids(tokenizer, text: str, reply: str) -> tuple[list[int], list[int]]:
-    """(ids of user message + reply, labels: the reply's ids, -100 elsewhere)."""
+def reply_ids(tokenizer, text: str, reply: str) -> tuple[list[int], list[int], list[str]]:
+    """(ids of user message + reply, labels: the reply's ids, -100 elsewhere, the text of
+    each labelled token as rendered)."""
     messages = neutralize(tokenizer, [{"role": "user", "content": text},
                                       {"role": "assistant", "content": reply}])
     rendered, spans = assistant_spans(tokenizer, messages, [False, True])
     ids, labels, _ = tokenize_with_spans(tokenizer, rendered, spans)
-    return ids, labels
+    offsets = tokenizer(rendered, add_special_tokens=False,
+                        return_offsets_mapping=True)["offset_mapping"]
+    return ids, labels, token_texts(rendered, [offsets[i] for i, label in enumerate(labels)
+                                               if label != IGNORE and i > 0])
+
+
+def token_texts(rendered: str, offsets: list[tuple[int, int]]) -> list[str]:
+    """Each token's characters; byte-level pieces of one character (an emoji is several
+    tokens) give it to the first piece and "" to the rest, so the texts join to the reply
+    as typed rather than to replacement characters."""
+    texts, covered = [], 0
+    for start, end in offsets:
+        start = max(start, covered)
+        texts.append(rendered[start:end] if end > start else "")
+        covered = max(covered, end)
+    return texts
 
 
 @torch.no_grad()
@@ -64,9 +80,8 @@ def explain_reply(predictor, text: str, reply: str | None = None, top_k: int = 5
     to the user message ``text``, and the ``top_k`` least likely tokens."""
     if reply is None:
         reply = predictor.chat([{"role": "user", "content": text}], max_new_tokens)
-    ids, labels = reply_ids(predictor.tokenizer, text, reply)
+    ids, labels, tokens = reply_ids(predictor.tokenizer, text, reply)
     targets, chosen, log_probs = token_log_probs(predictor.model, ids, labels)
-    tokens = [predictor.tokenizer.decode([t]) for t in targets]
     mean = float(chosen.mean()) if len(targets) else 0.0
     return {"kind": "chat", "text": text, "reply": reply, "intent": None,
             "tokens": tokens, "logprobs": [float(x) for x in chosen],
