@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import typer
 
-from . import chat, data, evaluate, predict, serve, study, train
+from . import chat, data, evaluate, explain, predict, serve, study, train
 
 # In the order ``dialogtune --help`` lists them (verb groups after the verbs).
 VERBS = {"train": train.train, "eval": evaluate.evaluate, "predict": predict.predict,
+         "explain": explain.explain,
          "chat": chat.chat, "generate": chat.generate, "export": chat.export,
          "serve": serve.serve, "compare": study.compare, "curve": study.curve}
 GROUPS = {"data": data.data_app}
