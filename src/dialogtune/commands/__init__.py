@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import typer
 
-from . import chat, data, evaluate, predict, serve, train
+from . import advise, chat, data, evaluate, predict, serve, train
 
 # In the order ``dialogtune --help`` lists them (verb groups after the verbs).
 VERBS = {"train": train.train, "eval": evaluate.evaluate, "predict": predict.predict,
          "chat": chat.chat, "generate": chat.generate, "export": chat.export,
-         "serve": serve.serve}
+         "serve": serve.serve, "recommend": advise.recommend, "tune": advise.tune}
 GROUPS = {"data": data.data_app}
 
 
