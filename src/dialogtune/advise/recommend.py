@@ -51,30 +51,45 @@ class Estimate:
     steps: int
     epoch_ends: int
     import_seconds: float
+    # A fresh ``train`` process pays lazy imports (transformers' model code, matplotlib for
+    # the curves) on its way; only the first candidate measured paid them, so every later
+    # one is given at least the first one's start and final files (same model and data).
+    cold: Measurement | None = None
+
+    @property
+    def startup_seconds(self) -> float:
+        return max(self.measurement.startup_seconds, self.cold.startup_seconds if self.cold
+                   else 0.0)
+
+    @property
+    def finish_seconds(self) -> float:
+        return max(self.measurement.finish_seconds, self.cold.finish_seconds if self.cold
+                   else 0.0)
 
     @property
     def seconds(self) -> float:
         m = self.measurement
-        return (self.import_seconds + m.startup_seconds + self.steps * m.seconds_per_step
-                + self.epoch_ends * m.epoch_end_seconds + m.finish_seconds)
+        return (self.import_seconds + self.startup_seconds + self.steps * m.seconds_per_step
+                + self.epoch_ends * m.epoch_end_seconds + self.finish_seconds)
 
     @property
     def formula(self) -> str:
         m = self.measurement
-        return (f"{self.import_seconds:.1f} s imports + {m.startup_seconds:.1f} s start "
+        return (f"{self.import_seconds:.1f} s imports + {self.startup_seconds:.1f} s start "
                 f"(model, data) + {self.steps} steps ({m.steps_per_epoch} per epoch × "
                 f"{self.epochs:g} epochs) × {m.seconds_per_step:.3f} s + {self.epoch_ends} "
                 f"epoch ends (validation, checkpoint) × {m.epoch_end_seconds:.2f} s + "
-                f"{m.finish_seconds:.1f} s final files = {self.seconds:.1f} s")
+                f"{self.finish_seconds:.1f} s final files = {self.seconds:.1f} s")
 
 
-def plan(measurement: Measurement, train: TrainConfig, import_seconds: float) -> Estimate:
+def plan(measurement: Measurement, train: TrainConfig, import_seconds: float,
+         cold: Measurement | None = None) -> Estimate:
     """The estimate for training with ``train`` (its epochs, min_steps and max_steps)."""
     from ..train import total_steps
 
     steps = total_steps(measurement.steps_per_epoch, train)
     return Estimate(measurement, train.epochs, steps,
-                    math.ceil(steps / measurement.steps_per_epoch), import_seconds)
+                    math.ceil(steps / measurement.steps_per_epoch), import_seconds, cold)
 
 
 def planned_epochs(train: TrainConfig, per_epoch: int) -> float:
@@ -89,7 +104,8 @@ def planned_epochs(train: TrainConfig, per_epoch: int) -> float:
 def fit_to_budget(estimate: Estimate, train: TrainConfig, budget: float) -> TrainConfig:
     """``train`` capped (``max_steps``) so the estimate fits ``budget``; one step at least."""
     m = estimate.measurement
-    fixed = estimate.import_seconds + m.startup_seconds + m.finish_seconds + m.epoch_end_seconds
+    fixed = (estimate.import_seconds + estimate.startup_seconds + estimate.finish_seconds
+             + m.epoch_end_seconds)
     per_step = m.seconds_per_step + m.epoch_end_seconds / m.steps_per_epoch
     steps = max(1, math.floor((budget - fixed) / per_step))
     return train.model_copy(update={
@@ -132,7 +148,8 @@ def recommend(task_name: str, data: str, budget: float | None = None, model: str
         measured = measure(candidate, steps)
         train = candidate.resolved().train
         train.epochs = planned_epochs(train, measured.steps_per_epoch)
-        estimates.append((plan(measured, train, import_seconds), train))
+        cold = estimates[0][0].measurement if estimates else None
+        estimates.append((plan(measured, train, import_seconds, cold), train))
         if budget is None or estimates[-1][0].seconds <= budget:
             break
     chosen, train, reason = _choose(estimates, budget)
@@ -174,7 +191,7 @@ def _choose(estimates: list, budget: float | None) -> tuple[Estimate, TrainConfi
                 f"{budget:.0f} s budget; {strategy} fits ({estimate.seconds:.0f} s)")
     fastest, train = min(estimates, key=lambda pair: pair[0].measurement.seconds_per_step)
     capped = fit_to_budget(fastest, train, budget)
-    estimate = plan(fastest.measurement, capped, fastest.import_seconds)
+    estimate = plan(fastest.measurement, capped, fastest.import_seconds, fastest.cold)
     return estimate, capped, (
         f"{fastest.measurement.strategy}: no strategy measured fits {budget:.0f} s at the "
         f"default length (fastest: {fastest.seconds:.0f} s); its run is cut to "
