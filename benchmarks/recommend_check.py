@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import shlex
 import subprocess
@@ -47,11 +48,21 @@ def check(name: str, data: Path, folder: Path, extra: list[str]) -> dict:
     candidate = next(c for c in result["measured"]["candidates"]
                      if c["strategy"] == result["strategy"])
     loop_estimate = result["steps"] * candidate["seconds_per_step"]
+    # the same formula for the steps the run made (early stopping may end it sooner):
+    # the speed model on its own, apart from the run's length
+    per, sps, end = (candidate["steps_per_epoch"], candidate["seconds_per_step"],
+                     candidate["epoch_end_seconds"])
+    made = summary["steps"]
+    for_steps_made = result["estimated_train_seconds"] - (result["steps"] - made) * sps - (
+        math.ceil(result["steps"] / per) - math.ceil(made / per)) * end
     return {"case": name, "strategy": result["strategy"], "epochs": result["epochs"],
             "steps": result["steps"], "steps_run": summary["steps"],
             "estimated_train_seconds": result["estimated_train_seconds"],
             "train_command_seconds": round(wall, 1),
             "ratio": round(result["estimated_train_seconds"] / wall, 3),
+            "estimated_earliest_seconds": result.get("estimated_earliest_seconds"),
+            "estimated_for_steps_run": round(for_steps_made, 1),
+            "ratio_for_steps_run": round(for_steps_made / wall, 3),
             "estimated_loop_seconds": round(loop_estimate, 1),
             "loop_seconds": summary["train_seconds"],
             "loop_ratio": round(loop_estimate / summary["train_seconds"], 3),
@@ -87,7 +98,8 @@ def main() -> None:
     for row in rows:
         print(f"{row['case']}: {row['strategy']}, {row['steps']} steps; estimated "
               f"{row['estimated_train_seconds']} s, train command {row['train_command_seconds']}"
-              f" s (ratio {row['ratio']}); loop {row['estimated_loop_seconds']} s vs "
+              f" s (ratio {row['ratio']}; for the {row['steps_run']} steps run "
+              f"{row['estimated_for_steps_run']} s, ratio {row['ratio_for_steps_run']}); loop {row['estimated_loop_seconds']} s vs "
               f"{row['loop_seconds']} s (ratio {row['loop_ratio']}); {row['threads']} threads")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

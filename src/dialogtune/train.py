@@ -134,8 +134,9 @@ def fit(model: nn.Module, batches: BatchSource, loss_fn: LossFn, evaluate: EvalF
 
     ``callbacks`` are called with the step number after every step; those with an
     ``epoch_end`` method are also told each :class:`EpochEnd` (and may raise
-    :class:`StopTraining`). ``fingerprint`` (settings and data the run was started with) is stored in every
-    checkpoint, so that a resume with other settings or data can be refused.
+    :class:`StopTraining`). ``fingerprint`` (settings and data the run was started with)
+    is stored in every checkpoint, so that a resume with other settings or data can be
+    refused.
     """
     from accelerate.utils import set_seed
 

@@ -61,6 +61,16 @@ def test_the_estimate_is_the_sum_its_formula_shows():
         f"{expected:.1f} s")
 
 
+def test_early_stopping_can_end_a_run_after_patience_epochs_past_half_way():
+    from dialogtune.advise.recommend import earliest_stop
+
+    # epochs end at 13, 26, ..., 91; bad epochs count from step 50: 52 and 65
+    assert earliest_stop(13, 100, patience=2) == 65
+    assert earliest_stop(55, 110, patience=2) == 110  # one epoch end after half way
+    estimate = plan(_measured(), TrainConfig(epochs=2, min_steps=100), 1.5)
+    assert estimate.seconds_for(65) == pytest.approx(1.5 + 4.0 + 65 * 0.25 + 5 * 3.0 + 2.0)
+
+
 def test_a_later_candidate_pays_the_first_ones_cold_start():
     cold = _measured(startup_seconds=9.0, finish_seconds=5.0)
     warm = plan(_measured(strategy="lora", startup_seconds=1.0), TrainConfig(epochs=1,

@@ -68,9 +68,14 @@ class Estimate:
 
     @property
     def seconds(self) -> float:
+        return self.seconds_for(self.steps)
+
+    def seconds_for(self, steps: int) -> float:
+        """The run's time if it ends after ``steps`` steps (early stopping ends it sooner)."""
         m = self.measurement
-        return (self.import_seconds + self.startup_seconds + self.steps * m.seconds_per_step
-                + self.epoch_ends * m.epoch_end_seconds + self.finish_seconds)
+        return (self.import_seconds + self.startup_seconds + steps * m.seconds_per_step
+                + math.ceil(steps / m.steps_per_epoch) * m.epoch_end_seconds
+                + self.finish_seconds)
 
     @property
     def formula(self) -> str:
@@ -90,6 +95,13 @@ def plan(measurement: Measurement, train: TrainConfig, import_seconds: float,
     steps = total_steps(measurement.steps_per_epoch, train)
     return Estimate(measurement, train.epochs, steps,
                     math.ceil(steps / measurement.steps_per_epoch), import_seconds, cold)
+
+
+def earliest_stop(per_epoch: int, total: int, patience: int) -> int:
+    """The first step at which early stopping can end a run of ``total`` steps: the
+    ``patience``-th epoch end from step ``total // 2`` on (the rule of ``train.fit``)."""
+    ends = [step for step in range(per_epoch, total, per_epoch) if step >= total // 2]
+    return ends[patience - 1] if len(ends) >= patience else total
 
 
 def planned_epochs(train: TrainConfig, per_epoch: int) -> float:
@@ -204,11 +216,15 @@ def _result(task_name: str, cfg: RunConfig, data_info: dict, chosen: Estimate,
     from ..precision import cpu_description
 
     m = chosen.measurement
+    # early stopping may end the run sooner; this is the soonest it can
+    early = earliest_stop(m.steps_per_epoch, chosen.steps, train.patience)
     return {
         "task": task_name, "data": data_info, "model": m.model, "strategy": m.strategy,
         "epochs": chosen.epochs, "batch_size": m.batch_size, "steps": chosen.steps,
         "steps_per_epoch": m.steps_per_epoch,
         "estimated_train_seconds": round(chosen.seconds, 1), "formula": chosen.formula,
+        "earliest_stop_steps": early,
+        "estimated_earliest_seconds": round(chosen.seconds_for(early), 1),
         "budget_seconds": budget, "reason": reason,
         "measured": {"cpu": cpu_description()["model"], "threads": m.threads,
                      "import_seconds": round(chosen.import_seconds, 3),
