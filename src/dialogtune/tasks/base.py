@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import RunConfig
+
+if TYPE_CHECKING:  # train imports torch; the registry must not (config validation)
+    from ..train import Objective
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class Task:
       (``tools``: a tools file, for chat runs).
     - ``load_predictor(run_dir, policy)`` → a ready predictor of a trained run.
     - ``read_data(cfg, path)`` → the records of one data file, as training reads them.
+    - ``objective``: the validation metric that picks the best epoch (and ``tune``'s trial).
     """
 
     name: str
@@ -33,6 +37,7 @@ class Task:
     evaluate: Callable[..., dict]
     load_predictor: Callable[..., Any]
     read_data: Callable[[RunConfig, str], list]
+    objective: Objective
 
     def resolve(self, cfg: RunConfig) -> RunConfig:
         """A copy of ``cfg`` with this task's defaults in the settings left unset (or None)."""

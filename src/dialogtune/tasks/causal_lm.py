@@ -26,6 +26,9 @@ from ..models.lm import lm_loss, load_lm, mean_nll
 from ..runs.layout import RunDir
 from ..strategies import CAUSAL_LM, get_strategy
 from ..train import FitResult, Objective, fit
+
+# Causal LMs keep the epoch with the lowest validation loss (mean token NLL).
+LM_OBJECTIVE = Objective("nll", higher_is_better=False)
 from .base import Task
 from .steps import adapt_model, learning_rate, start_run
 
@@ -87,7 +90,7 @@ def train_lm(task: Task, encode: Encode, cfg: RunConfig, resume: bool = False,
     validate = (lambda m: mean_nll(m, data.validation, pad_id)) if data.validation else None
     lr = learning_rate(cfg, CAUSAL_LM)
     result = fit(model, batches, lm_loss, validate, cfg.train, run.path, lr, None,
-                 Objective("nll", higher_is_better=False), resume, callbacks, fingerprint)
+                 task.objective, resume, callbacks, fingerprint)
     summary = _summary(cfg, source, data, result, trainable, total, counter, lr, pack)
     _write_run(run, model, cfg, result, summary)
     return summary

@@ -14,7 +14,7 @@ from ..errors import DataError
 from ..inference.chat import ChatPredictor
 from ..strategies import CAUSAL_LM
 from .base import Task
-from .causal_lm import evaluate_lm, lm_defaults, train_lm
+from .causal_lm import LM_OBJECTIVE, evaluate_lm, lm_defaults, train_lm
 
 
 def read_dialogue_records(cfg: RunConfig, path: str) -> list:
@@ -59,4 +59,5 @@ def evaluate_chat(run: str | Path, data: str, output: Path | None = None, base: 
 CHAT_MAX_LENGTH = 2048
 TASK = Task("chat", CAUSAL_LM, defaults=lm_defaults(max_length=CHAT_MAX_LENGTH),
             train=train_chat, evaluate=evaluate_chat, load_predictor=ChatPredictor.from_run,
-            read_data=read_dialogue_records)
+            read_data=read_dialogue_records,
+            objective=LM_OBJECTIVE)

@@ -154,7 +154,7 @@ def train_intent(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
     result = fit(model, batches, intent_loss(cfg.train.label_smoothing),
                  validate if data.validation else None, cfg.train, run.path,
                  learning_rate(cfg, CLASSIFIER), head_learning_rate(cfg.train),
-                 Objective("accuracy", tie_breaker="loss"), resume, callbacks, fingerprint)
+                 TASK.objective, resume, callbacks, fingerprint)
     return write_intent_run(run, model, tokenizer, data, cfg, result, trainable, total,
                              max_length, source)
 
@@ -220,4 +220,4 @@ DEFAULTS = {"model": {"name": "minilm"}, "strategy": {"name": "full"},
             "data": {"max_length": 64}, "train": {"epochs": 2, "min_steps": 100}}
 TASK = Task("intent", CLASSIFIER, defaults=DEFAULTS,
             train=train_intent, evaluate=evaluate_intent_run, load_predictor=Predictor.from_run,
-            read_data=read_intent_records)
+            read_data=read_intent_records, objective=Objective("accuracy", tie_breaker="loss"))

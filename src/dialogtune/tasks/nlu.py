@@ -97,7 +97,7 @@ def train_nlu(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
     result = fit(model, batches, nlu_loss(cfg.train.label_smoothing),
                  validate, cfg.train, run.path,
                  learning_rate(cfg, CLASSIFIER), head_learning_rate(cfg.train),
-                 Objective("sentence_accuracy", tie_breaker="loss"), resume, callbacks,
+                 TASK.objective, resume, callbacks,
                  fingerprint)
     return write_intent_run(run, model, tokenizer, data, cfg, result, trainable, total,
                              max_length, source, probabilities,
@@ -165,4 +165,5 @@ def evaluate_nlu_run(run: str | Path, data: str, output: Path | None = None,
 TASK = Task("nlu", CLASSIFIER,
             defaults={**INTENT_DEFAULTS, "train": {**INTENT_DEFAULTS["train"], "epochs": 4}},
             train=train_nlu, evaluate=evaluate_nlu_run, load_predictor=NluPredictor.from_run,
-            read_data=read_nlu_records)
+            read_data=read_nlu_records,
+            objective=Objective("sentence_accuracy", tie_breaker="loss"))

@@ -13,7 +13,7 @@ from ..errors import DialogtuneError
 from ..inference.chat import ChatPredictor
 from ..strategies import CAUSAL_LM
 from .base import Task
-from .causal_lm import evaluate_lm, lm_defaults, train_lm
+from .causal_lm import LM_OBJECTIVE, evaluate_lm, lm_defaults, train_lm
 
 BLOCK_TOKENS = 256  # the default data.max_length: short blocks, many steps on little text
 
@@ -48,4 +48,5 @@ def evaluate_pretrain(run: str | Path, data: str, output: Path | None = None,
 
 TASK = Task("pretrain", CAUSAL_LM, defaults=lm_defaults(max_length=BLOCK_TOKENS),
             train=train_pretrain, evaluate=evaluate_pretrain,
-            load_predictor=ChatPredictor.from_run, read_data=read_document_records)
+            load_predictor=ChatPredictor.from_run, read_data=read_document_records,
+            objective=LM_OBJECTIVE)
