@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..records import Utterance
+from ..script import join_unspaced
 from .near_dup import similar_texts
 from .pii import find_pii
 
@@ -35,9 +36,14 @@ class Entry(NamedTuple):
 
 
 def normalize(text: str) -> str:
-    """Casefolded, punctuation removed, whitespace collapsed ("I'm OK!" → "im ok")."""
+    """Casefolded, punctuation removed, whitespace collapsed ("I'm OK!" → "im ok").
+
+    NFKC maps full-width forms to ASCII ("，" → ","); punctuation of any script, CJK's
+    "。、「」" included, becomes a space, and a space beside a Chinese or Japanese
+    character is dropped, so "我的卡丢了，怎么办" and "我的卡丢了怎么办" meet.
+    """
     text = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(_NON_WORD.sub(" ", _APOSTROPHES.sub("", text)).split())
+    return join_unspaced(" ".join(_NON_WORD.sub(" ", _APOSTROPHES.sub("", text)).split()))
 
 
 def utterance_entries(records: list[Utterance]) -> list[Entry]:
