@@ -34,6 +34,8 @@ class DataConfig(_Section):
     context: Literal["previous"] | None = None
     # NLU: slot labels on the first piece of each word ("first") or on every piece ("all")
     slot_labels: Literal["first", "all"] = "first"
+    # train although the model cannot represent much of the text (data/quality/vocabulary.py)
+    force: bool = False
 
 
 class ModelConfig(_Section):

@@ -144,3 +144,15 @@ def test_redaction_moves_slot_spans_in_chinese_text():
     clean, spans, _ = redact_with_spans(text, [name])
     assert clean == "把钱转给王伟，他的手机是[PHONE]"
     assert clean[spans[0][0]:spans[0][1]] == "王伟"
+
+
+def test_slot_spans_may_start_between_two_chinese_characters():
+    from dialogtune.data.formats.nlu_spans import span_problem
+    from dialogtune.data.records import Span
+
+    text = "推荐一个评分是4分以上的北京工体A. Hotel酒店"
+    for value in ("4分以上", "北京工体A. Hotel酒店", "北京"):
+        start = text.index(value)
+        assert span_problem(text, Span("x", start, start + len(value)), None) is None, value
+    hotel = text.index("Hotel")
+    assert "cuts a word" in span_problem(text, Span("x", hotel, hotel + 3), None)  # "Hot|el"

@@ -35,6 +35,14 @@ def word_units(text: str) -> list[str]:
     return _UNIT.findall(text)
 
 
+def one_word(before: str, after: str) -> bool:
+    """Whether two adjacent characters belong to one word: both letters or digits, and
+    neither from an unspaced script, where each character is a word of its own ("是4分":
+    three words; "clásicos": one)."""
+    return (before.isalnum() and after.isalnum()
+            and not UNSPACED.match(before) and not UNSPACED.match(after))
+
+
 def unspaced_share(text: str) -> float:
     """The share of a text's letters and digits that belong to an unspaced script."""
     letters = sum(ch.isalnum() for ch in text)

@@ -39,7 +39,7 @@ from .intent import (
     split_intent_data,
     write_intent_run,
 )
-from .steps import adapt_model, learning_rate, start_run
+from .steps import adapt_model, check_vocabulary, learning_rate, start_run
 
 log = logging.getLogger("dialogtune")
 # The intent of examples whose format has none (a CoNLL sentence without '# intent:'):
@@ -77,6 +77,7 @@ def train_nlu(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
                                               cfg.model.pooling, cfg.model.dropout,
                                               cfg.model.trust_remote_code,
                                               cfg.model.allow_pickle)
+    unknown = check_vocabulary(tokenizer, [r.text for r in data.train], cfg)
     model, trainable, total = adapt_model(model, cfg, CLASSIFIER)
     max_length = cfg.data.max_length or 64
     batches = nlu_batches(tokenizer, data.train, data.labels, slots, max_length,
@@ -101,7 +102,7 @@ def train_nlu(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
                  fingerprint)
     return write_intent_run(run, model, tokenizer, data, cfg, result, trainable, total,
                              max_length, source, probabilities,
-                             {"slot_types": len(slots.slots)})
+                             {"slot_types": len(slots.slots), "unknown_characters": unknown})
 
 
 def _hint_context(cfg: RunConfig) -> None:

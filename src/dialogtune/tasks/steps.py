@@ -1,5 +1,5 @@
-"""The steps every task's training shares: start (or resume) the run directory, adapt the
-model with the strategy, choose the learning rate."""
+"""The steps every task's training shares: start (or resume) the run directory, check the
+model can represent the text, adapt the model with the strategy, choose the learning rate."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 from torch import nn
 
 from ..config import RunConfig, save_config
+from ..data.quality.vocabulary import REFUSE_SHARE, unknown_message, unknown_token_report
+from ..errors import DataError
 from ..runs.fingerprint import check_resume, run_fingerprint
 from ..runs.layout import RunDir
 from ..strategies import apply_strategy, check_settings, get_strategy, parameter_counts
@@ -35,6 +37,20 @@ def start_run(task: Task, cfg: RunConfig, resume: bool) -> tuple[RunConfig, RunD
     run.path.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run.config)
     return cfg, run, fingerprint
+
+
+def check_vocabulary(tokenizer, texts: list[str], cfg: RunConfig) -> float:
+    """Warn when the model cannot represent part of the training text (its unknown
+    token), and refuse above ``REFUSE_SHARE`` unless ``data.force``; returns the share."""
+    report = unknown_token_report(tokenizer, texts, list(range(1, len(texts) + 1)))
+    if report is None:  # no offsets: nothing to say
+        return 0.0
+    if report["share"] > REFUSE_SHARE and not cfg.data.force:
+        raise DataError(unknown_message(report, cfg.model.name) + " (--force trains anyway)",
+                        cfg.data.train)
+    if report["warn"]:
+        log.warning(unknown_message(report, cfg.model.name))
+    return report["share"]
 
 
 def adapt_model(model: nn.Module, cfg: RunConfig, kind: str) -> tuple[nn.Module, int, int]:

@@ -177,13 +177,17 @@ def percentiles(values: list[int]) -> dict | None:
     return {**stats, "mean": round(float(arr.mean()), 2), "max": int(arr.max())}
 
 
+def tokenizable(texts: list[str]) -> list[str]:
+    """Rust tokenizers reject lone surrogates (a JSON escape can make one): each becomes
+    one replacement character, so lengths and offsets stay as they were."""
+    return [t if t.isascii() else t.encode("utf-8", "replace").decode("utf-8") for t in texts]
+
+
 def token_counts(tokenizer, texts: list[str], special_tokens: bool = True) -> list[int]:
     """Token counts in one batched call of the (fast) tokenizer."""
     if not texts:
         return []
-    # Rust tokenizers reject lone surrogates; they count as one replaced character
-    texts = [t if t.isascii() else t.encode("utf-8", "replace").decode("utf-8") for t in texts]
-    encoded = tokenizer(texts, add_special_tokens=special_tokens, return_attention_mask=False,
+    encoded = tokenizer(tokenizable(texts), add_special_tokens=special_tokens, return_attention_mask=False,
                         return_token_type_ids=False, verbose=False)
     return [len(ids) for ids in encoded["input_ids"]]
 
