@@ -15,6 +15,7 @@ from dialogtune.data.encode.slots import SlotLabelMap, decode_spans, encode_text
 from dialogtune.data.formats.nlu import read_nlu
 from dialogtune.data.quality.check import check_files
 from dialogtune.data.quality.vocabulary import unknown_token_report
+from dialogtune.inference.intent import load_classifier
 from dialogtune.models.loading import load_tokenizer
 from helpers import FAST, build_model_folder, write_jsonl
 from helpers.chinese import chinese_nlu_records, tiny_cjk_bert
@@ -84,14 +85,38 @@ def train_args(task: str, data, model: str, output, *extra: str) -> list[str]:
 
 def test_training_refuses_text_the_model_cannot_represent_unless_forced(
         chinese_nlu, tiny_bert, tmp_path, capsys):
-    assert main(train_args("intent", chinese_nlu, tiny_bert, tmp_path / "run")) != 0
+    keep = ("--set", "model.extend_vocabulary=false")
+    assert main(train_args("intent", chinese_nlu, tiny_bert, tmp_path / "run", *keep)) != 0
     error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert len(error) == 1 and "cannot represent" in error[0] and "--force" in error[0]
     assert "smollm2" in error[0] and "nlu.jsonl" in error[0]
     assert not (tmp_path / "run" / "model.safetensors").exists()
-    assert main(train_args("intent", chinese_nlu, tiny_bert, tmp_path / "run", "--force")) == 0
+    assert main(train_args("intent", chinese_nlu, tiny_bert, tmp_path / "run", *keep,
+                           "--force")) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["unknown_characters"] > 0.9
+    assert summary["unknown_characters"] > 0.9 and summary["added_tokens"] == 0
+
+
+def test_missing_chinese_characters_become_tokens_of_their_own(chinese_nlu, tiny_bert,
+                                                              tmp_path, capsys):
+    """By default the English vocabulary is extended with the data's characters: the run
+    records them, trains their embeddings, and loads them again to predict."""
+    run = tmp_path / "run"
+    assert main(train_args("nlu", chinese_nlu, tiny_bert, run, "--set", "train.epochs=2")) == 0
+    summary = json.loads(capsys.readouterr().out)
+    characters = {ch for text in TEXTS for ch in text if ch not in " "}
+    assert summary["added_tokens"] == len(characters) and summary["unknown_characters"] == 0.0
+    config = (run / "config.yaml").read_text(encoding="utf-8")
+    assert "add_tokens" in config and "王" in config
+    predictor = load_classifier(run)
+    encoded = predictor.tokenizer("给王伟转五百元", add_special_tokens=False,
+                                  return_offsets_mapping=True)
+    assert predictor.tokenizer.unk_token_id not in encoded["input_ids"]
+    assert encoded["offset_mapping"] == [(i, i + 1) for i in range(7)]  # one per character
+    assert main(["predict", str(run), "给王伟转五百元", "--json"]) == 0
+    predicted = json.loads(capsys.readouterr().out)[0]
+    for slot in predicted["slots"]:
+        assert "给王伟转五百元"[slot["start"]:slot["end"]] == slot["value"]
 
 
 @pytest.mark.parametrize("model", ["cjk_bert", "byte_level_lm"])

@@ -13,6 +13,9 @@ BANKING77, SNIPS and SGD lose 0.00 % of their characters, CrossWOZ's Chinese use
 
 from __future__ import annotations
 
+import unicodedata
+
+from ..script import UNSPACED
 from .checks import tokenizable
 
 WARN_SHARE = 0.01
@@ -81,6 +84,16 @@ def unknown_token_report(tokenizer, texts: list[str], lines: list) -> dict | Non
             "advice": ADVICE if share > WARN_SHARE else None,
             "examples": [{"line": line, "text": text, "unknown": chars[:40],
                           "share": round(s, 3)} for s, line, text, chars in worst[:EXAMPLES]]}
+
+
+def missing_characters(tokenizer, texts: list[str]) -> list[str]:
+    """The Chinese / Japanese characters and punctuation marks ("，", "？") of ``texts``
+    that ``tokenizer`` turns into its unknown token, in first-seen order: candidates for
+    tokens of their own (each is a word by itself; other unknown text, a word with an
+    emoji say, has no such natural unit)."""
+    found = unknown_characters(tokenizer, texts) or []
+    return list(dict.fromkeys(ch for _, _, lost in found for ch in lost
+                              if UNSPACED.match(ch) or unicodedata.category(ch)[0] == "P"))
 
 
 def unknown_examples(report: dict) -> list[dict]:
