@@ -156,3 +156,19 @@ def test_slot_spans_may_start_between_two_chinese_characters():
         assert span_problem(text, Span("x", start, start + len(value)), None) is None, value
     hotel = text.index("Hotel")
     assert "cuts a word" in span_problem(text, Span("x", hotel, hotel + 3), None)  # "Hot|el"
+
+
+def test_the_chinese_example_domain_reads_strictly_and_the_demo_finds_it():
+    from dialogtune.data.formats import read_dialogues
+    from dialogtune.data.formats.nlu import read_nlu
+    from dialogtune.demo import LANGUAGES, SHOWN_TURNS
+
+    folder = LANGUAGES["zh"]
+    train, test = (read_nlu(folder / f"nlu_{s}.jsonl").examples for s in ("train", "test"))
+    assert len({e.intent for e in train}) >= 10 and {e.intent for e in test} <= {e.intent for e in train}
+    assert any(len(e.slots) >= 2 for e in test)  # the demo shows such a turn
+    assert not {e.text for e in train} & {e.text for e in test}
+    assert corpus_script([e.text for e in train]) == "zh"
+    for split in ("train", "test"):
+        assert read_dialogues(folder / f"dialogues_{split}.jsonl")
+    assert set(SHOWN_TURNS) == set(LANGUAGES)
