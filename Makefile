@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.dialogtune-installed
 TORCH  := torch==2.13.0
 DEMO   := runs/demo
+DEMO_LANG ?= en
 
 .PHONY: setup demo demo-intent test test-all bench clean
 
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m dialogtune.demo --output $(DEMO)
+	$(BIN)/python -m dialogtune.demo --output $(DEMO) --lang $(DEMO_LANG)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests

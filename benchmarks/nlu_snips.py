@@ -35,24 +35,26 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "snips"
 
 
 
-def run_dialogtune(data: Path, out: Path, threads: int, extra: list[str]) -> dict:
+def run_dialogtune(data: Path, out: Path, threads: int, extra: list[str],
+                   train_file: str = "train.jsonl", test_file: str = "test.jsonl") -> dict:
     """The user's commands, timed by the loop's own clock and as a whole."""
     cli = [sys.executable, "-m", "dialogtune.cli"]
     started = time.perf_counter()
     validation = ["--eval-data", str(data / "validation.jsonl")] \
         if (data / "validation.jsonl").exists() else []
-    subprocess.run([*cli, "train", "--task", "nlu", "--data", str(data / "train.jsonl"),
+    subprocess.run([*cli, "train", "--task", "nlu", "--data", str(data / train_file),
                     *validation, "--output", str(out), "--set", f"train.num_threads={threads}",
                     *extra], check=True)
     wall = time.perf_counter() - started
     metrics_path = out / "eval" / "metrics.json"
-    subprocess.run([*cli, "eval", str(out), "--data", str(data / "test.jsonl"),
+    subprocess.run([*cli, "eval", str(out), "--data", str(data / test_file),
                     "--output", str(metrics_path)], check=True, stdout=subprocess.DEVNULL)
     summary = json.loads((out / "run.json").read_text())
     metrics = json.loads(metrics_path.read_text())
     keys = ("accuracy", "slot_f1", "slot_precision", "slot_recall", "sentence_accuracy",
             "latency_ms_per_utterance")
     return {"train_seconds": summary["train_seconds"], "command_seconds": round(wall, 1),
+            **{k: summary.get(k) for k in ("unknown_characters", "added_tokens")},
             **{k: metrics.get(k) for k in keys}}
 
 

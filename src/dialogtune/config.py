@@ -37,6 +37,8 @@ class DataConfig(_Section):
     context: Literal["previous"] | None = None
     # NLU: slot labels on the first piece of each word ("first") or on every piece ("all")
     slot_labels: Literal["first", "all"] = "first"
+    # train although the model cannot represent much of the text (data/quality/vocabulary.py)
+    force: bool = False
 
 
 class ModelConfig(_Section):
@@ -45,6 +47,10 @@ class ModelConfig(_Section):
     dropout: float = 0.1
     trust_remote_code: bool = False
     allow_pickle: bool = False  # load .bin/.pt (pickle) weights; they can run code on load
+    # intent / NLU: give Chinese and Japanese characters the vocabulary lacks tokens of their
+    # own (``add_tokens``, filled in from the training data) instead of the unknown token
+    extend_vocabulary: bool = True
+    add_tokens: list[str] = []
 
 
 class StrategyConfig(_Section):
@@ -112,7 +118,7 @@ class RunConfig(_Section):
         return get_task(self.task).resolve(self)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
 SECTIONS = ("data", "model", "strategy", "train")

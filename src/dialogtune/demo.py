@@ -30,7 +30,7 @@ def _fresh_output(output: Path) -> None:
     (output / MARKER).write_text("made by python -m dialogtune.demo\n")
 
 
-def run_nlu_demo(output: Path, examples: Path = EXAMPLES) -> dict:
+def run_nlu_demo(output: Path, examples: Path = EXAMPLES, lang: str = "en") -> dict:
     """Train on the example utterances (intents and slots), evaluate on the held-out file,
     show predictions with their slots."""
     from . import evaluate_run, load_config, train_run
@@ -53,7 +53,7 @@ def run_nlu_demo(output: Path, examples: Path = EXAMPLES) -> dict:
         print(f"  confused: {pair['true']} -> {pair['predicted']} ({pair['count']}x)")
     _print_threshold(metrics["out_of_scope"], summary)
     predictor = load_classifier(run)
-    _print_predictions(predictor)
+    _print_predictions(predictor, lang)
     _print_test_turn(predictor, examples / "nlu_test.jsonl")
     print(f"  plots: {files.curves}, {files.eval.confusion_png}")
     print(f"  metrics: {files.eval.metrics}")
@@ -80,10 +80,17 @@ def _print_test_turn(predictor, test_file: Path) -> None:
     print("    found:    " + (", ".join(f"{s['slot']}={s['value']!r}" for s in found) or "-"))
 
 
-def _print_predictions(predictor) -> None:
+# Three turns per demo language: one with slots, one plain, one off the domain.
+SHOWN_TURNS = {"en": ("what's the balance on account LM-30517742?",
+                      "my phone got stolen on the bus", "who won the football game last night?"),
+               "zh": ("帮我查一下LM-30517742这个账户还欠多少钱", "我的手机在公交车上被偷了",
+                      "昨晚的足球比赛谁赢了？")}
+LANGUAGES = {"en": EXAMPLES, "zh": EXAMPLES / "zh"}
+
+
+def _print_predictions(predictor, lang: str = "en") -> None:
     """Three turns: one with slots, one plain, one off the domain."""
-    for text in ("what's the balance on account LM-30517742?", "my phone got stolen on the bus",
-                 "who won the football game last night?"):
+    for text in SHOWN_TURNS[lang]:
         result = predictor.classify([text], top_k=1)[0]
         best, flag = result["intents"][0], "  [out of scope]" if result["out_of_scope"] else ""
         print(f"  predict: {text!r} -> {best['intent']} ({best['probability']:.2f}){flag}")
@@ -97,6 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=Path("runs/demo"))
     parser.add_argument("--skip-chat", action="store_true",
                         help="only the NLU part (no chat, no tools)")
+    parser.add_argument("--lang", choices=sorted(LANGUAGES), default="en",
+                        help="the example domain's language (zh: examples/zh, no tools part)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="dialogtune: %(message)s")
     from .cli import quiet_libraries
@@ -104,13 +113,15 @@ def main(argv: list[str] | None = None) -> None:
     quiet_libraries()
     started = time.perf_counter()
     _fresh_output(args.output)
-    run_nlu_demo(args.output)
+    examples = LANGUAGES[args.lang]
+    run_nlu_demo(args.output, examples, args.lang)
     if not args.skip_chat:
         from .demo_chat import run_chat_demo
         from .demo_tools import run_tools_demo
 
-        run_chat_demo(args.output / "chat")
-        run_tools_demo(args.output / "chat")
+        run_chat_demo(args.output / "chat", examples)
+        if args.lang == "en":  # the tool-calling examples are English only
+            run_tools_demo(args.output / "chat")
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; results in {args.output}")
 
 

@@ -19,11 +19,15 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SHOWN_REPLIES = 3
 
 
-def example_file(name: str) -> Path:
-    path = EXAMPLES / name
+def example_file(name: str, examples: Path = EXAMPLES) -> Path:
+    path = examples / name
     if not path.exists():
         raise FileNotFoundError(f"{path}: the demo reads the repository's examples/ folder")
     return path
+
+
+def _lines(path: Path) -> int:
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
 def _print_side_by_side(samples, base: list[str], tuned: list[str], width: int = 38) -> None:
@@ -38,8 +42,8 @@ def _print_side_by_side(samples, base: list[str], tuned: list[str], width: int =
 
 
 def train_demo_run(run: Path, threads: int, data: str = "dialogues_train.jsonl",
-           overrides: tuple[str, ...] = ()) -> dict:
-    """Train the demo run on ``examples/<data>``, resume an interrupted one, or reuse a
+                   overrides: tuple[str, ...] = (), examples: Path = EXAMPLES) -> dict:
+    """Train the demo run on ``<examples>/<data>``, resume an interrupted one, or reuse a
     finished one."""
     import json
 
@@ -53,18 +57,18 @@ def train_demo_run(run: Path, threads: int, data: str = "dialogues_train.jsonl",
         return json.loads(files.summary.read_text(encoding="utf-8"))
     cfg = load_config(None, ["train.save_every_steps=20", f"train.num_threads={threads}",
                              *overrides], task="chat", output=str(run),
-                      **{"data.train": str(example_file(data)),
+                      **{"data.train": str(example_file(data, examples)),
                          "model.name": "smollm2", "strategy.name": "lora"})
     return train_run(cfg, resume=files.checkpoint.path.exists())
 
 
-def _score(run: Path) -> tuple[list, dict]:
+def _score(run: Path, examples: Path) -> tuple[list, dict]:
     """Held-out perplexity and the first replies, base model then tuned run."""
     from .data.formats import read_dialogues
     from .evaluate.chat import generate_replies, generation_samples, perplexity_metrics
     from .inference.chat import ChatPredictor
 
-    test = read_dialogues(example_file("dialogues_test.jsonl"))
+    test = read_dialogues(example_file("dialogues_test.jsonl", examples))
     samples = generation_samples(test, SHOWN_REPLIES)
     results = {}
     for name, load in (("base", lambda: ChatPredictor.from_model("smollm2")),
@@ -77,18 +81,19 @@ def _score(run: Path) -> tuple[list, dict]:
     return samples, results
 
 
-def run_chat_demo(output_dir: str | Path) -> dict:
+def run_chat_demo(output_dir: str | Path, examples: Path = EXAMPLES) -> dict:
     """Train, evaluate and print; returns the headline numbers."""
     import torch
 
     started, threads = time.perf_counter(), available_threads()
     torch.set_num_threads(threads)
     run = Path(output_dir) / "chat_lora"
-    print("chat demo: LoRA (r=16, all linear layers) on SmolLM2-135M-Instruct, all 72 "
-          "example dialogues, 1 epoch, 1 dialogue per step; held out: the 20 test dialogues; "
-          f"{threads} thread(s)", flush=True)
-    summary = train_demo_run(run, threads)
-    samples, results = _score(run)
+    train, test = (_lines(example_file(f"dialogues_{s}.jsonl", examples)) for s in ("train", "test"))
+    print(f"chat demo: LoRA (r=16, all linear layers) on SmolLM2-135M-Instruct, all {train} "
+          f"example dialogues, 1 epoch, 1 dialogue per step; held out: the {test} test "
+          f"dialogues; {threads} thread(s)", flush=True)
+    summary = train_demo_run(run, threads, examples=examples)
+    samples, results = _score(run, examples)
     base, tuned = results["base"]["perplexity"], results["tuned"]["perplexity"]
     print(f"\nheld-out assistant perplexity: base {base:.2f} -> tuned {tuned:.2f} "
           f"({tuned / base:.2f}x); {summary['steps']} steps, {summary['train_seconds']:.0f} s "

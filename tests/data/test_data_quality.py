@@ -14,7 +14,7 @@ from dialogtune.cli import main
 from dialogtune.data.quality.check import CheckOptions, check_files
 from dialogtune.data.transform.fix import FixOptions, fix_file
 from dialogtune.data.formats import read_intents
-from dialogtune.data.quality.near_dup import char_shingles, similar_texts
+from dialogtune.data.quality.near_dup import script_shingles, similar_texts
 from dialogtune.data.quality.pii import find_pii, iban_valid, luhn_valid, redact
 from dialogtune.data.quality.checks import fast_check_warnings, normalize
 from dialogtune.data.quality.report import render_html
@@ -286,7 +286,7 @@ def test_redact_replaces_each_kind_once():
 
 
 def brute_force(texts, threshold):
-    sets = [set(char_shingles(t)) for t in texts]
+    sets = [set(script_shingles(t)) for t in texts]
     return {(i, j) for i in range(len(texts)) for j in range(i + 1, len(texts))
             if len(sets[i] & sets[j]) / len(sets[i] | sets[j]) >= threshold}
 

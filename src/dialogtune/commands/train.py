@@ -28,6 +28,8 @@ def train(
                                "rasa, dialogue, conll); default: detected."),
     tools: Optional[str] = typer.Option(None, "--tools", help="Chat: " + TOOLS_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
+    force: bool = typer.Option(False, "--force", help="Train although the model cannot "
+                               "represent much of the text (its unknown token)."),
 ) -> None:
     """Fine-tune a model; writes config, label map, logs, metrics, plots and weights."""
     from ..pipeline import train_from_options
@@ -37,5 +39,5 @@ def train(
         "data.text_column": text_column, "data.label_column": label_column,
         "data.format": data_format, "data.tools": tools, "model.name": model,
         "strategy.name": strategy,
-        "train.epochs": epochs}, resume=resume)
+        "train.epochs": epochs, "data.force": force or None}, resume=resume)
     typer.echo(json.dumps(summary, indent=2))

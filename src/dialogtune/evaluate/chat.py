@@ -25,7 +25,7 @@ from ..data.records import Dialogue
 from ..data.tool_calls import message_calls
 from .chat_tools import (ToolTurn, respond_turns, shown, token_budget, tool_blocks, tool_turns,
                          without_tools)
-from .metrics import corpus_bleu, mean_rouge_l, slot_value_recall
+from .metrics import bleu_tokenizer, corpus_bleu, mean_rouge_l, slot_value_recall
 
 
 @dataclass
@@ -77,7 +77,10 @@ def reply_metrics(samples: list[TurnSample], replies: list[str]) -> dict:
     """BLEU, ROUGE-L and slot-value recall of ``replies`` against the references."""
     references = [s.reference for s in samples]
     recall, counted = slot_value_recall(replies, references, [s.slot_values for s in samples])
-    return {"bleu": corpus_bleu(replies, references), "rouge_l": mean_rouge_l(replies, references),
+    tokenizer = bleu_tokenizer(references)  # chosen per data set, recorded beside the score
+    return {"bleu": corpus_bleu(replies, references, tokenizer), "bleu_tokenizer": tokenizer,
+            "rouge_l": mean_rouge_l(replies, references),
+            "rouge_l_unit": "character" if tokenizer != "13a" else "word",
             "slot_value_recall": recall, "slot_values_counted": counted,
             "generated_turns": len(replies)}
 

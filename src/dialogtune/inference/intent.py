@@ -58,7 +58,7 @@ class Predictor:
         labels = LabelMap.from_json(run.read_json(run.label_map))
         model, tokenizer, _ = load_intent_model(cfg.model.name, labels.labels, cfg.model.pooling,
                                                 cfg.model.dropout, policy.trust_remote_code,
-                                                policy.allow_pickle)
+                                                policy.allow_pickle, cfg.model.add_tokens)
         model = apply_strategy(model, cfg.strategy, CLASSIFIER)
         load_trainable(model, run.weights)
         summary = run.read_json(run.summary) if run.summary.exists() else {}

@@ -51,7 +51,8 @@ class NluPredictor(Predictor):
         slots = SlotLabelMap.from_json(run.read_json(run.slot_labels))
         model, tokenizer, _ = load_nlu_model(cfg.model.name, labels.labels, slots,
                                              cfg.model.pooling, cfg.model.dropout,
-                                             policy.trust_remote_code, policy.allow_pickle)
+                                             policy.trust_remote_code, policy.allow_pickle,
+                                             cfg.model.add_tokens)
         model = apply_strategy(model, cfg.strategy, CLASSIFIER)
         load_trainable(model, run.weights)
         summary = run.read_json(run.summary) if run.summary.exists() else {}

@@ -159,14 +159,25 @@ def pool_hidden(hidden: torch.Tensor, attention_mask: torch.Tensor | None,
 
 
 def load_intent_model(name: str, labels: list[str], pooling: str = "mean", dropout: float = 0.1,
-                      trust_remote_code: bool = False, allow_pickle: bool = False
-                      ) -> tuple[IntentClassifier, object, str]:
-    """Build the classifier on a pretrained encoder; the label map goes into its config."""
+                      trust_remote_code: bool = False, allow_pickle: bool = False,
+                      add_tokens: list[str] = ()) -> tuple[IntentClassifier, object, str]:
+    """Build the classifier on a pretrained encoder; the label map goes into its config,
+    ``add_tokens`` into its vocabulary (``add_vocabulary``)."""
     encoder, source = load_encoder(name, trust_remote_code, allow_pickle)
     encoder.config.id2label = dict(enumerate(labels))
     encoder.config.label2id = {label: i for i, label in enumerate(labels)}
-    tokenizer = load_tokenizer(source, trust_remote_code)
+    tokenizer = add_vocabulary(encoder, load_tokenizer(source, trust_remote_code), add_tokens)
     return IntentClassifier(encoder, len(labels), pooling, dropout), tokenizer, source
+
+
+def add_vocabulary(encoder: nn.Module, tokenizer, tokens: list[str]):
+    """``tokens`` added to the tokenizer and the encoder's input embeddings (new rows start
+    at the mean of the old ones, transformers' ``mean_resizing``); the same list gives the
+    same ids, so a run's saved embeddings fit when it is loaded again."""
+    if tokens:
+        tokenizer.add_tokens(list(tokens))
+        encoder.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    return tokenizer
 
 
 def load_encoder(name: str, trust_remote_code: bool = False, allow_pickle: bool = False

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..data.encode.slots import Alignment, SlotLabelMap, SlotPrediction, decode_spans
 from ..data.encode.slots import encode_texts
-from .loading import load_encoder, load_tokenizer, pool_hidden
+from .loading import add_vocabulary, load_encoder, load_tokenizer, pool_hidden
 
 
 class NluOutput(NamedTuple):
@@ -94,13 +94,16 @@ def nlu_loss(label_smoothing: float = 0.0, slot_weight: float = 1.0):
 
 def load_nlu_model(name: str, intents: list[str], slot_labels: SlotLabelMap,
                    pooling: str = "mean", dropout: float = 0.1, trust_remote_code: bool = False,
-                   allow_pickle: bool = False) -> tuple[JointNluModel, object, str]:
-    """The joint model on a pretrained encoder; the intent map goes into its config."""
+                   allow_pickle: bool = False, add_tokens: list[str] = ()
+                   ) -> tuple[JointNluModel, object, str]:
+    """The joint model on a pretrained encoder; the intent map goes into its config,
+    ``add_tokens`` into its vocabulary (``loading.add_vocabulary``)."""
     encoder, source = load_encoder(name, trust_remote_code, allow_pickle)
     encoder.config.id2label = dict(enumerate(intents))
     encoder.config.label2id = {label: i for i, label in enumerate(intents)}
+    tokenizer = add_vocabulary(encoder, load_tokenizer(source, trust_remote_code), add_tokens)
     model = JointNluModel(encoder, len(intents), len(slot_labels), pooling, dropout)
-    return model, load_tokenizer(source, trust_remote_code), source
+    return model, tokenizer, source
 
 
 @torch.no_grad()

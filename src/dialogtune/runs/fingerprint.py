@@ -20,8 +20,9 @@ from .layout import CheckpointDir
 # Settings that may change between attempts without changing what is trained: where the
 # run goes, where the data lies (its content is fingerprinted instead), how many threads
 # compute it and how often it is checkpointed.
-RESUMABLE_CHANGES = {"output", "data.train", "data.eval", "data.tools", "train.num_threads",
-                     "train.save_every_steps"}
+# model.add_tokens follows from the training data, whose digest is in the fingerprint
+RESUMABLE_CHANGES = {"output", "data.train", "data.eval", "data.tools", "data.force",
+                     "model.add_tokens", "train.num_threads", "train.save_every_steps"}
 DATA_FIELDS = ("data.train", "data.eval", "data.tools")
 
 

@@ -32,7 +32,8 @@ from ..runs.layout import EvalDir, RunDir
 from ..strategies import CLASSIFIER
 from ..train import FitResult, Objective, fit
 from .base import Task
-from .steps import adapt_model, learning_rate, start_run
+from .steps import (adapt_model, check_vocabulary, extend_vocabulary, learning_rate,
+                    start_run, vocabulary_summary)
 
 log = logging.getLogger("dialogtune")
 # The head starts random: measured to need ~20x (train.head_lr_multiplier) full fine-tuning's
@@ -138,10 +139,13 @@ def train_intent(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
     # The head, adapters and prefixes start random: seed before building them, or two runs
     # with the same seed (or an interrupted run and its uninterrupted twin) diverge.
     set_seed(cfg.train.seed)
+    texts = [r.text for r in data.train]
+    cfg = extend_vocabulary(cfg, texts, run)
     model, tokenizer, source = load_intent_model(cfg.model.name, data.labels.labels,
                                                  cfg.model.pooling, cfg.model.dropout,
                                                  cfg.model.trust_remote_code,
-                                                 cfg.model.allow_pickle)
+                                                 cfg.model.allow_pickle, cfg.model.add_tokens)
+    unknown = check_vocabulary(tokenizer, texts, cfg)
     model, trainable, total = adapt_model(model, cfg, CLASSIFIER)
     max_length = cfg.data.max_length or 64
     batches = intent_batches(tokenizer, data.train, data.labels, max_length,
@@ -156,7 +160,7 @@ def train_intent(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
                  learning_rate(cfg, CLASSIFIER), head_learning_rate(cfg.train),
                  TASK.objective, resume, callbacks, fingerprint)
     return write_intent_run(run, model, tokenizer, data, cfg, result, trainable, total,
-                             max_length, source)
+                             max_length, source, extra=vocabulary_summary(cfg, unknown))
 
 
 def write_intent_run(run: RunDir, model, tokenizer, data: IntentData, cfg: RunConfig,

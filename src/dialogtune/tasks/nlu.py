@@ -39,7 +39,8 @@ from .intent import (
     split_intent_data,
     write_intent_run,
 )
-from .steps import adapt_model, learning_rate, start_run
+from .steps import (adapt_model, check_vocabulary, extend_vocabulary, learning_rate,
+                    start_run, vocabulary_summary)
 
 log = logging.getLogger("dialogtune")
 # The intent of examples whose format has none (a CoNLL sentence without '# intent:'):
@@ -73,10 +74,13 @@ def train_nlu(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
     write_json_atomic(data.labels.to_json(), run.label_map)
     write_json_atomic(slots.to_json(), run.slot_labels)
     set_seed(cfg.train.seed)  # before the heads and adapters are built (see tasks.intent)
+    texts = [r.text for r in data.train]
+    cfg = extend_vocabulary(cfg, texts, run)
     model, tokenizer, source = load_nlu_model(cfg.model.name, data.labels.labels, slots,
                                               cfg.model.pooling, cfg.model.dropout,
                                               cfg.model.trust_remote_code,
-                                              cfg.model.allow_pickle)
+                                              cfg.model.allow_pickle, cfg.model.add_tokens)
+    unknown = check_vocabulary(tokenizer, texts, cfg)
     model, trainable, total = adapt_model(model, cfg, CLASSIFIER)
     max_length = cfg.data.max_length or 64
     batches = nlu_batches(tokenizer, data.train, data.labels, slots, max_length,
@@ -101,7 +105,7 @@ def train_nlu(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
                  fingerprint)
     return write_intent_run(run, model, tokenizer, data, cfg, result, trainable, total,
                              max_length, source, probabilities,
-                             {"slot_types": len(slots.slots)})
+                             {"slot_types": len(slots.slots), **vocabulary_summary(cfg, unknown)})
 
 
 def _hint_context(cfg: RunConfig) -> None:

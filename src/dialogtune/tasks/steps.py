@@ -1,5 +1,5 @@
-"""The steps every task's training shares: start (or resume) the run directory, adapt the
-model with the strategy, choose the learning rate."""
+"""The steps every task's training shares: start (or resume) the run directory, check the
+model can represent the text, adapt the model with the strategy, choose the learning rate."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from pathlib import Path
 from torch import nn
 
 from ..config import RunConfig, save_config
+from ..data.quality.vocabulary import (REFUSE_SHARE, missing_characters, unknown_message,
+                                      unknown_token_report)
+from ..errors import DataError
+from ..models.loading import load_tokenizer, resolve_source
 from ..runs.fingerprint import check_resume, run_fingerprint
 from ..runs.layout import RunDir
 from ..strategies import apply_strategy, check_settings, get_strategy, parameter_counts
@@ -37,9 +41,61 @@ def start_run(task: Task, cfg: RunConfig, resume: bool) -> tuple[RunConfig, RunD
     return cfg, run, fingerprint
 
 
+def extend_vocabulary(cfg: RunConfig, texts: list[str], run: RunDir) -> RunConfig:
+    """With ``model.extend_vocabulary`` and a model that cannot represent the training
+    text, the Chinese / Japanese characters its vocabulary lacks become tokens of their
+    own (``model.add_tokens``, saved in the run's config so loading it adds them again).
+
+    Measured on CrossWOZ NLU with MiniLM (benchmarks/nlu_crosswoz_zh.py): see RESULTS.md.
+    """
+    if not cfg.model.extend_vocabulary or cfg.model.add_tokens:
+        return cfg
+    tokenizer = load_tokenizer(resolve_source(cfg.model.name), cfg.model.trust_remote_code)
+    report = unknown_token_report(tokenizer, texts, list(range(1, len(texts) + 1)))
+    if report is None or not report["warn"]:
+        return cfg
+    tokens = missing_characters(tokenizer, texts)
+    if not tokens:
+        return cfg
+    log.warning("the model '%s' lacks %d Chinese/Japanese characters of the training text "
+                "(%.0f%% of its characters): each becomes a new token, learned in training "
+                "(--set model.extend_vocabulary=false keeps the unknown token)",
+                cfg.model.name, len(tokens), 100 * report["share"])
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"add_tokens": tokens})})
+    save_config(cfg, run.config)
+    return cfg
+
+
+def train_new_tokens(model: nn.Module, cfg: RunConfig) -> None:
+    """Added tokens start at the mean embedding: their rows must train whatever the
+    strategy froze (the whole input embedding trains; it is saved with the run)."""
+    if cfg.model.add_tokens:
+        model.get_input_embeddings().weight.requires_grad_(True)
+
+
+def check_vocabulary(tokenizer, texts: list[str], cfg: RunConfig) -> float:
+    """Warn when the model cannot represent part of the training text (its unknown
+    token), and refuse above ``REFUSE_SHARE`` unless ``data.force``; returns the share."""
+    report = unknown_token_report(tokenizer, texts, list(range(1, len(texts) + 1)))
+    if report is None:  # no offsets: nothing to say
+        return 0.0
+    if report["share"] > REFUSE_SHARE and not cfg.data.force:
+        raise DataError(unknown_message(report, cfg.model.name) + " (--force trains anyway)",
+                        cfg.data.train)
+    if report["warn"]:
+        log.warning(unknown_message(report, cfg.model.name))
+    return report["share"]
+
+
+def vocabulary_summary(cfg: RunConfig, unknown: float) -> dict:
+    """run.json's vocabulary fields: characters still unknown, tokens added."""
+    return {"unknown_characters": unknown, "added_tokens": len(cfg.model.add_tokens)}
+
+
 def adapt_model(model: nn.Module, cfg: RunConfig, kind: str) -> tuple[nn.Module, int, int]:
     """Apply the run's strategy; returns (model, trainable, total) parameter counts."""
     model = apply_strategy(model, cfg.strategy, kind)
+    train_new_tokens(model, cfg)
     trainable, total = parameter_counts(model)
     log.info("strategy %s: %s trainable of %s parameters (%.2f%%)", cfg.strategy.name,
              f"{trainable:,}", f"{total:,}", 100 * trainable / total)

@@ -2,7 +2,8 @@
 
 Labels are given per *unit*, not per token. A unit starts at a token that begins a new
 pre-tokenizer word, or whose first character does not continue a run of letters/digits
-of the token before ("$1,630" is the units $ / 1 / , / 630 for any tokenizer). The
+of the token before ("$1,630" is the units $ / 1 / , / 630 for any tokenizer; each
+Chinese or Japanese character starts one, ``script.one_word``). The
 readers refuse spans that cut such a run (``formats.nlu_spans``), so every span is a run
 of whole units, whatever the tokenizer, and decoding gives back exactly its characters.
 
@@ -26,6 +27,7 @@ import numpy as np
 from ...atomic import write_text_atomic
 from ..formats.conll import bio_spans
 from ..records import NluExample, Span
+from ..script import one_word
 
 IGNORE = -100
 
@@ -106,7 +108,7 @@ def _new_unit(text: str, before: tuple[int, int], start: int, word_ids, prev: in
         return False
     if word_ids[i] != word_ids[prev] or start > before[1]:
         return True
-    return not (text[start - 1].isalnum() and text[start].isalnum())
+    return not one_word(text[start - 1], text[start])
 
 
 def encode_texts(tokenizer, texts: list[str], max_length: int,

@@ -3,8 +3,10 @@
 A span is checked against its text once, here, whatever format it came from, so JSONL,
 Rasa YAML, dialogue turns and CoNLL refuse the same spans with the same words: empty or
 reversed, outside the text, overlapping another span, or cutting a word in half. A word
-is a run of letters and digits (``str.isalnum``, so "clásicos" and "北京" are words); a
-span boundary between two such characters would train the model on half a word and can
+is a run of letters and digits (``str.isalnum``, so "clásicos" is a word), except that each
+character of Chinese or Japanese is a word of its own (``script.one_word``: they are
+written without spaces, and a slot such as "4分以上" in "评分是4分以上" starts between two
+characters); a span boundary inside a word would train the model on half a word and can
 never be predicted back from whole subword tokens.
 
 Each problem names file, line, field and the span ("slots[1] 'city' 4:9"); strict
@@ -17,6 +19,7 @@ from typing import Any
 
 from ...errors import DataError
 from ..records import NluExample, Span
+from ..script import one_word
 from .base import Loaded
 
 
@@ -42,8 +45,8 @@ def span_problem(text: str, span: Span, previous: Span | None) -> str | None:
 
 
 def _cuts(text: str, at: int) -> bool:
-    """A boundary at ``at`` falls inside a run of letters/digits."""
-    return 0 < at < len(text) and text[at - 1].isalnum() and text[at].isalnum()
+    """A boundary at ``at`` falls inside a word."""
+    return 0 < at < len(text) and one_word(text[at - 1], text[at])
 
 
 def _in_context(text: str, span: Span) -> str:

@@ -46,6 +46,7 @@ from .slots import slot_findings, split_problems
 from .tools import KINDS as TOOL_KINDS
 from .tools import tool_findings
 from .near_dup import similar_pairs, word_shingles
+from .vocabulary import unknown_examples, unknown_token_report
 
 DEFAULT_MODELS = {"intent": "minilm", "dialogue": "smollm2", "nlu": "minilm"}
 KINDS = ("auto", "intent", "dialogue", "nlu")
@@ -156,12 +157,14 @@ def model_max_length(tokenizer, source: str | None) -> int | None:
 
 def length_findings(texts: list[str], lines: list, tokenizer, max_length: int | None,
                     token_texts: list[str] | None = None, special: bool = True) -> dict:
-    """Character and token percentiles, and the items over ``max_length`` tokens."""
-    out = {"chars": q.percentiles([len(t) for t in texts]), "tokens": None,
+    """Character and token percentiles, the items over ``max_length`` tokens, and the share
+    of characters the model cannot represent (``unknown``, see ``vocabulary``)."""
+    out = {"chars": q.percentiles([len(t) for t in texts]), "tokens": None, "unknown": None,
            "max_length": max_length, "over_max": []}
     if tokenizer is not None:
         tokens = q.token_counts(tokenizer, token_texts or texts, special)
         out["tokens"] = q.percentiles(tokens)
+        out["unknown"] = unknown_token_report(tokenizer, texts, lines)
         if max_length:
             out["over_max"] = [{"line": line, "tokens": n, "text": text}
                                for line, n, text in zip(lines, tokens, texts) if n > max_length]
@@ -263,6 +266,7 @@ def count_findings(report: dict) -> dict[str, int]:
         "leakage_exact": len(report["leakage"]["exact"]),
         "leakage_near": len(report["leakage"]["near"]), "pii": len(report["pii"]),
         "over_max_length": len(report["lengths"]["over_max"]),
+        "unknown_tokens": len(unknown_examples(report)),
         "labels_under_minimum": len((report["imbalance"] or {}).get("under_minimum", [])),
     }
     for kind, found in (report.get("dialogues") or {}).items():

@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..records import Utterance
+from ..script import join_unspaced
 from .near_dup import similar_texts
 from .pii import find_pii
 
@@ -35,9 +36,14 @@ class Entry(NamedTuple):
 
 
 def normalize(text: str) -> str:
-    """Casefolded, punctuation removed, whitespace collapsed ("I'm OK!" → "im ok")."""
+    """Casefolded, punctuation removed, whitespace collapsed ("I'm OK!" → "im ok").
+
+    NFKC maps full-width forms to ASCII ("，" → ","); punctuation of any script, CJK's
+    "。、「」" included, becomes a space, and a space beside a Chinese or Japanese
+    character is dropped, so "我的卡丢了，怎么办" and "我的卡丢了怎么办" meet.
+    """
     text = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(_NON_WORD.sub(" ", _APOSTROPHES.sub("", text)).split())
+    return join_unspaced(" ".join(_NON_WORD.sub(" ", _APOSTROPHES.sub("", text)).split()))
 
 
 def utterance_entries(records: list[Utterance]) -> list[Entry]:
@@ -171,13 +177,17 @@ def percentiles(values: list[int]) -> dict | None:
     return {**stats, "mean": round(float(arr.mean()), 2), "max": int(arr.max())}
 
 
+def tokenizable(texts: list[str]) -> list[str]:
+    """Rust tokenizers reject lone surrogates (a JSON escape can make one): each becomes
+    one replacement character, so lengths and offsets stay as they were."""
+    return [t if t.isascii() else t.encode("utf-8", "replace").decode("utf-8") for t in texts]
+
+
 def token_counts(tokenizer, texts: list[str], special_tokens: bool = True) -> list[int]:
     """Token counts in one batched call of the (fast) tokenizer."""
     if not texts:
         return []
-    # Rust tokenizers reject lone surrogates; they count as one replaced character
-    texts = [t if t.isascii() else t.encode("utf-8", "replace").decode("utf-8") for t in texts]
-    encoded = tokenizer(texts, add_special_tokens=special_tokens, return_attention_mask=False,
+    encoded = tokenizer(tokenizable(texts), add_special_tokens=special_tokens, return_attention_mask=False,
                         return_token_type_ids=False, verbose=False)
     return [len(ids) for ids in encoded["input_ids"]]
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..script import is_unspaced, word_units
+
 NUM_PERM = 128
 MARGIN = 0.2  # > 5 standard deviations of the 128-slot estimate
 
@@ -30,9 +32,21 @@ def char_shingles(text: str, k: int = 3) -> list[str]:
     return [padded[i:i + k] for i in range(len(padded) - k + 1)]
 
 
+def script_shingles(text: str) -> list[str]:
+    """The shingles the near-duplicate search compares (``script_shingle_ids`` is the fast
+    path): character 3-grams, or single characters + 2-grams for Chinese and Japanese."""
+    if is_unspaced(text):
+        return list(text) + char_shingles(text, 2)
+    return char_shingles(text)
+
+
 def word_shingles(text: str, k: int = 2) -> list[str]:
-    """Overlapping word k-grams: the cheaper unit for long texts such as whole dialogues."""
-    words = text.split()
+    """Overlapping word k-grams: the cheaper unit for long texts such as whole dialogues.
+
+    A character of Chinese or Japanese is a word of its own (``script.word_units``):
+    split on spaces, a whole Chinese turn would be one word and never match another.
+    """
+    words = word_units(text)
     if len(words) <= k:
         return [" ".join(words)]
     return [" ".join(words[i:i + k]) for i in range(len(words) - k + 1)]
@@ -62,26 +76,51 @@ def _distinct_per_text(owner: np.ndarray, ids: np.ndarray, n: int) -> tuple[np.n
     return flat.astype(np.uint64), np.searchsorted(owners, np.arange(n))
 
 
-def char_shingle_ids(texts: list[str], k: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Character k-gram ids (k <= 3) of every text, without a Python loop over shingles.
+def _kgram_codes(texts: list[str], k: int, pad: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(owner, code) for every character k-gram (k <= 3) of every text, no Python loop.
 
-    Each k-gram of code points packs into one 63-bit integer (21 bits a code point); texts
-    are padded with a space each side, and one shorter than k is its own single shingle.
+    Each k-gram of code points packs into one 63-bit integer (21 bits a code point); with
+    ``pad`` texts get a space each side, and one shorter than k is its own single shingle.
     """
-    padded = [f" {t} " if len(t) + 2 >= k else f" {t} ".ljust(k) for t in texts]
+    if pad:
+        padded = [f" {t} " if len(t) + 2 >= k else f" {t} ".ljust(k) for t in texts]
+    else:
+        padded = [t if len(t) >= k else t.ljust(k) for t in texts]
     lengths = np.array([len(t) for t in padded], dtype=np.int64)
     # surrogatepass: a lone surrogate (a JSON escape can make one) is still one code point
     points = np.frombuffer("".join(padded).encode("utf-32-le", "surrogatepass"),
-                           dtype=np.uint32)
-    points = points.astype(np.uint64)
-    codes = np.zeros(len(points) - k + 1, dtype=np.uint64)
+                           dtype=np.uint32).astype(np.uint64)
+    codes = np.zeros(max(len(points) - k + 1, 0), dtype=np.uint64)
     for i in range(k):
         codes = (codes << np.uint64(21)) | points[i:len(points) - k + 1 + i]
     ends = np.cumsum(lengths)
     owner = np.repeat(np.arange(len(texts)), lengths)[:len(codes)]
     keep = np.arange(len(codes)) + k <= ends[owner]
-    _, ids = np.unique(codes[keep], return_inverse=True)
-    return _distinct_per_text(owner[keep], ids.ravel().astype(np.int64), len(texts))
+    return owner[keep], codes[keep]
+
+
+def _ids_of_codes(owner: np.ndarray, codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    _, ids = np.unique(codes, return_inverse=True)
+    return _distinct_per_text(owner, ids.ravel().astype(np.int64), n)
+
+
+def script_shingle_ids(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Character 3-grams for spaced text; single characters and 2-grams for text in an
+    unspaced script (``script.is_unspaced``), where one character carries about as much as
+    a word: a one-character edit of "我的信用卡丢了怎么办请帮我挂失" keeps Jaccard 0.82 on
+    1+2-grams but 0.62 on 3-grams, while an edit of a 30-letter English sentence keeps
+    0.83 on 3-grams. Code ranges of the three kinds do not overlap (a k-gram's code is at
+    least 2**(21(k-1)))."""
+    unspaced = np.array([is_unspaced(t) for t in texts], dtype=bool)
+    parts = []
+    for chosen, k, pad in ((~unspaced, 3, True), (unspaced, 2, True), (unspaced, 1, False)):
+        index = np.flatnonzero(chosen)
+        if len(index):
+            owner, codes = _kgram_codes([texts[i] for i in index], k, pad)
+            parts.append((index[owner], codes))
+    owner = np.concatenate([p[0] for p in parts])
+    codes = np.concatenate([p[1] for p in parts])
+    return _ids_of_codes(owner, codes, len(texts))
 
 
 def signatures(flat: np.ndarray, starts: np.ndarray, num_perm: int = NUM_PERM,
@@ -144,10 +183,11 @@ def _estimated(sig: np.ndarray, pairs: np.ndarray, chunk: int = 65536) -> np.nda
 
 
 def similar_texts(texts: list[str], threshold: float = 0.8) -> list[tuple[int, int, float]]:
-    """``similar_pairs`` over character 3-grams of each text (the utterance comparison)."""
+    """``similar_pairs`` over character shingles of each text (the utterance comparison):
+    3-grams, or 1+2-grams for Chinese and Japanese (``script_shingle_ids``)."""
     if len(texts) < 2:
         return []
-    return _similar(*char_shingle_ids(texts), threshold)
+    return _similar(*script_shingle_ids(texts), threshold)
 
 
 def similar_pairs(shingle_lists: list[list[str]],

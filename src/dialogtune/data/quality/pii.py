@@ -1,25 +1,40 @@
-"""Personal data in utterances: e-mail addresses, phone numbers, payment cards and IBANs.
+"""Personal data in utterances: e-mail addresses, phone numbers, payment cards, IBANs and
+mainland Chinese resident ID numbers.
 
 Numbers are only reported when they pass the check a real one must pass (Luhn for cards,
-mod 97 for IBANs) or look like a dialled number, so order numbers, amounts and years stay
-quiet. Detection order matters: IBANs and cards claim their digits before phone numbers
-look, so a card is never reported twice.
+mod 97 for IBANs, ISO 7064 MOD 11-2 and a real birth date for resident IDs) or look like a
+dialled number, so order numbers, amounts and years stay quiet. Detection order matters:
+IDs, IBANs and cards claim their digits before phone numbers look, so a card is never
+reported twice.
+
+Boundaries are ASCII letters and digits, not ``\\b``: Chinese characters are word
+characters to ``re``, so "电话13812345678" or "发到abc@example.com谢谢" has no word boundary
+at the number's or address's edge, and an e-mail's local part is ASCII only (otherwise it
+swallowed the Chinese words in front of it).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 
-KINDS = ("email", "iban", "card", "phone")
-PLACEHOLDERS = {"email": "[EMAIL]", "iban": "[IBAN]", "card": "[CARD]", "phone": "[PHONE]"}
+from ..script import has_unspaced
 
-_EMAIL = re.compile(r"(?<![\w.+-])[\w.%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b")
-_IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{1,4}){3,8}\b")
+KINDS = ("email", "id_number", "iban", "card", "phone")
+PLACEHOLDERS = {"email": "[EMAIL]", "id_number": "[ID]", "iban": "[IBAN]", "card": "[CARD]",
+                "phone": "[PHONE]"}
+
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![A-Za-z0-9])")
+_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{1,4}){3,8}(?![A-Za-z0-9])")
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-_PHONE = re.compile(r"(?<![\w+])(?:\+|00)?(?:\(?\d{1,4}\)?[ .-]?){1,2}\d{2,4}(?:[ .-]?\d{2,4}){1,3}"
-                    r"(?![\w])")
+_PHONE = re.compile(r"(?<![A-Za-z0-9_+])(?:\+|00)?(?:\(?\d{1,4}\)?[ .-]?){1,2}\d{2,4}"
+                    r"(?:[ .-]?\d{2,4}){1,3}(?![A-Za-z0-9_])")
+# mainland China: 1[3-9] and 9 more digits, optionally after +86 / 0086, grouped 3-4-4 or not
+_CN_MOBILE = re.compile(r"(?<![A-Za-z0-9+])(?:(?:\+|00)86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?![0-9])")
+_CN_ID = re.compile(r"(?<![0-9])[1-9]\d{5}(?:18|19|20)\d{2}[01]\d[0-3]\d\d{3}[0-9Xx](?![0-9A-Za-z])")
+_ID_WEIGHTS = [2 ** (17 - i) % 11 for i in range(17)]
 _THOUSANDS = re.compile(r"\d{1,3}(?:[ .,]\d{3})+")
 _DATE = re.compile(r"\d{4}[-.]\d{1,2}[-.]\d{1,2}|\d{1,2}[-.]\d{1,2}[-.]\d{4}")
 
@@ -55,6 +70,31 @@ def iban_valid(candidate: str) -> bool:
     rearranged = iban[4:] + iban[:4]
     number = "".join(str(int(ch, 36)) for ch in rearranged)
     return int(number) % 97 == 1
+
+
+def resident_id_valid(value: str) -> bool:
+    """GB 11643: a real, past birth date at characters 7-14 and, as the 18th character,
+    the ISO 7064 MOD 11-2 check of the first 17 digits (10 written as X)."""
+    try:
+        born = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        return False
+    total = sum(int(d) * w for d, w in zip(value[:17], _ID_WEIGHTS))
+    return born <= date.today() and "10X98765432"[total % 11] == value[17].upper()
+
+
+def _id_numbers(text: str) -> list[PiiMatch]:
+    return [PiiMatch("id_number", m.start(), m.end(), m.group())
+            for m in _CN_ID.finditer(text) if resident_id_valid(m.group())]
+
+
+def _cn_mobiles(text: str) -> list[PiiMatch]:
+    """Mainland mobile numbers. A bare 11-digit run only counts in text with Chinese or
+    Japanese characters (elsewhere it is as likely an order number); +86 or 3-4-4
+    grouping counts anywhere."""
+    chinese = has_unspaced(text)
+    return [PiiMatch("phone", m.start(), m.end(), m.group()) for m in _CN_MOBILE.finditer(text)
+            if chinese or not m.group().isdigit()]
 
 
 def _ibans(text: str) -> list[PiiMatch]:
@@ -114,7 +154,7 @@ def find_pii(text: str) -> list[PiiMatch]:
     """Every piece of personal data in ``text``, in text order, without overlaps."""
     taken: list[PiiMatch] = []
     masked = text
-    for finder in (_emails, _ibans, _cards, _phones):
+    for finder in (_emails, _id_numbers, _ibans, _cards, _cn_mobiles, _phones):
         for match in finder(masked):
             taken.append(PiiMatch(match.kind, match.start, match.end,
                                   text[match.start:match.end]))

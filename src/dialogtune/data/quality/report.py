@@ -17,6 +17,7 @@ from rich.text import Text
 
 from ..files import prepare_output
 from ..transform.writers import write_atomic
+from .vocabulary import unknown_examples
 
 HTML_ROWS = 500  # per section; the JSON report holds all of them
 
@@ -32,7 +33,9 @@ def sections(report: dict) -> list[tuple[str, str, list[dict]]]:
              ("leakage_exact", "Leakage into test: exact", leak["exact"]),
              ("leakage_near", "Leakage into test: near", leak["near"]),
              ("pii", "Personal data (PII)", report["pii"]),
-             ("over_max_length", "Over the model's maximum length", report["lengths"]["over_max"])]
+             ("over_max_length", "Over the model's maximum length", report["lengths"]["over_max"]),
+             ("unknown_tokens", "Text the model cannot represent (its unknown token)",
+              unknown_examples(report))]
     if report["kind"] in ("intent", "nlu"):
         items.append(("labels_under_minimum", "Labels under the minimum count",
                       (report["imbalance"] or {}).get("under_minimum", [])))
@@ -147,6 +150,11 @@ def _footer(report: dict) -> list[str]:
             model = f" ({report['model']}, max {lengths['max_length']})" if unit == "tokens" else ""
             lines.append(f"{unit}{model}: p50 {stats['p50']:g}, p95 {stats['p95']:g}, "
                          f"p99 {stats['p99']:g}, max {stats['max']}")
+    unknown = lengths.get("unknown")
+    if unknown and unknown["unknown_characters"]:
+        lines.append(f"unknown characters ({report['model']}): {unknown['share']:.1%} of "
+                     f"characters, in {unknown['texts_affected']:.0%} of texts"
+                     + (f" — {unknown['advice']}" if unknown["advice"] else ""))
     lines += _tools_footer(report.get("tools"))
     slots = report.get("slots")
     if slots is not None:
