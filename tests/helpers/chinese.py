@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .nlu import fill
+from .nlu import nlu_records
 
 AMOUNTS = ["五百元", "两千元", "一百块", "三十元"]
 PEOPLE = ["王伟", "李娜", "张敏", "刘洋"]
@@ -24,16 +24,10 @@ SLOT_NAMES = {"amount": "金额", "recipient": "收款人", "account": "账户"}
 
 def chinese_nlu_records() -> list[dict]:
     """48 records: 3 intents x 4 templates x 4 fillings, slot names in Chinese."""
-    records = []
-    for intent, templates in TEMPLATES.items():
-        for t, template in enumerate(templates):
-            for i in range(4):
-                values = {"amount": AMOUNTS[i], "recipient": PEOPLE[(i + t) % 4],
-                          "account": ACCOUNTS[(i + t) % 4]}
-                record = fill(template, values)
-                for slot in record["slots"]:
-                    slot["slot"] = SLOT_NAMES[slot["slot"]]
-                records.append({**record, "intent": intent})
+    records = nlu_records(TEMPLATES, AMOUNTS, PEOPLE, ACCOUNTS)
+    for record in records:
+        for slot in record["slots"]:
+            slot["slot"] = SLOT_NAMES[slot["slot"]]
     return records
 
 

@@ -37,13 +37,15 @@ def fill(template: str, values: dict[str, str]) -> dict:
     return {"text": text + rest, "slots": slots}
 
 
-def nlu_records() -> list[dict]:
+def nlu_records(templates: dict = TEMPLATES, amounts=AMOUNTS, people=PEOPLE,
+                accounts=ACCOUNTS) -> list[dict]:
+    """Every template filled four times (amount, recipient, account rotate)."""
     records = []
-    for intent, templates in TEMPLATES.items():
-        for t, template in enumerate(templates):
+    for intent, texts in templates.items():
+        for t, template in enumerate(texts):
             for i in range(4):
-                values = {"amount": AMOUNTS[i], "recipient": PEOPLE[(i + t) % 4],
-                          "account": ACCOUNTS[(i + t) % 4]}
+                values = {"amount": amounts[i], "recipient": people[(i + t) % 4],
+                          "account": accounts[(i + t) % 4]}
                 records.append({**fill(template, values), "intent": intent})
     return records
 
