@@ -46,7 +46,8 @@ def extend_vocabulary(cfg: RunConfig, texts: list[str], run: RunDir) -> RunConfi
     text, the Chinese / Japanese characters its vocabulary lacks become tokens of their
     own (``model.add_tokens``, saved in the run's config so loading it adds them again).
 
-    Measured on CrossWOZ NLU with MiniLM (benchmarks/nlu_crosswoz_zh.py): see RESULTS.md.
+    Measured on CrossWOZ NLU with MiniLM (benchmarks/nlu_crosswoz_zh.py, one run): 1,215
+    characters added, test intent accuracy 0.920 and slot F1 0.847.
     """
     if not cfg.model.extend_vocabulary or cfg.model.add_tokens:
         return cfg
