@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .nlu import nlu_records
+from .nlu import nlu_records, tiny_nlu_bert
 
 AMOUNTS = ["五百元", "两千元", "一百块", "三十元"]
 PEOPLE = ["王伟", "李娜", "张敏", "刘洋"]
@@ -34,15 +34,5 @@ def chinese_nlu_records() -> list[dict]:
 def tiny_cjk_bert(folder: Path) -> str:
     """A 2-layer BERT whose WordPiece vocabulary holds every character of the data set
     (BERT's basic tokenizer splits CJK text into single characters)."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
     characters = sorted({ch for r in chinese_nlu_records() for ch in r["text"]} - {" "})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *characters]
-    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
-    tokenizer.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=4, intermediate_size=64, max_position_embeddings=128)
-    BertModel(config).save_pretrained(folder)
-    return str(folder)
+    return tiny_nlu_bert(folder, characters)

@@ -51,12 +51,13 @@ def nlu_records(templates: dict = TEMPLATES, amounts=AMOUNTS, people=PEOPLE,
 
 
 
-def tiny_nlu_bert(folder: Path) -> str:
-    """A 2-layer BERT (hidden 32) with a vocabulary holding every word of the data set."""
+def tiny_nlu_bert(folder: Path, words=WORDS) -> str:
+    """A 2-layer BERT (hidden 32) with a vocabulary holding ``words`` (default: every word
+    of the data set)."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
     # transformers 5 reads ``vocab`` (a dict or a file); ``vocab_file=`` is ignored there
     tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)},
                                   do_lower_case=True)
