@@ -6,7 +6,9 @@ full BANKING77 test set (3,080 utterances), so the choice between holding out a 
 split (best-epoch selection, out-of-scope calibration) and training on every example rests
 on a test set large enough to tell them apart.
 
-Usage: ``python benchmarks/intent_small_data.py [--k 10 25] [--seeds 1 2 3] [--json out.json]``
+Usage: ``python benchmarks/intent_small_data.py [--k 10 25] [--seeds 1 2 3]
+[--variants NAME ...] [--set key=value ...] [--json out.json]`` (take the benchmark lock:
+``flock /tmp/dialogtune-bench.lock``)
 """
 
 from __future__ import annotations
@@ -22,11 +24,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from intent_banking77 import DEFAULT_DATA, run_dialogtune  # noqa: E402
+from machine import machine  # noqa: E402
 
+COSINE = ["model.head=cosine", "model.head_init=prototypes"]
 VARIANTS = {
     "hold-out 10% (default)": [],
     "all data, last epoch": ["data.val_fraction=0"],
+    "linear head from prototypes": ["model.head_init=prototypes"],
+    "cosine head from prototypes": COSINE,
+    "contrastive 0.5": ["train.contrastive_weight=0.5"],
+    "cosine prototypes + contrastive 0.5": [*COSINE, "train.contrastive_weight=0.5"],
 }
+FIRST_STUDY = ["hold-out 10% (default)", "all data, last epoch"]
 
 
 def rows_by_intent(source: Path) -> dict[str, list[dict]]:
@@ -85,17 +94,22 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--k", type=int, nargs="+", default=[10, 25])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--variants", nargs="+", default=FIRST_STUDY, choices=list(VARIANTS),
+                        metavar="VARIANT", help=f"of: {'; '.join(VARIANTS)}")
+    parser.add_argument("--set", nargs="*", default=[], dest="overrides",
+                        help="extra key=value settings for every run")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    results = []
+    results, host = [], machine(None)
+    print("machine:", json.dumps(host), flush=True)
     with tempfile.TemporaryDirectory(prefix="intent-small-") as tmp:
         for k in args.k:
             for seed in args.seeds:
                 subset = Path(tmp) / f"k{k}-s{seed}"
                 examples = write_subset(args.data, subset, k, seed)
-                for variant, overrides in VARIANTS.items():
+                for variant in args.variants:
                     out = subset / f"run-{len(results)}"
-                    extra = [f"train.seed={seed}", *overrides]
+                    extra = [f"train.seed={seed}", *VARIANTS[variant], *args.overrides]
                     row = run_dialogtune(subset, out, [a for o in extra for a in ("--set", o)])
                     row.update(k=k, seed=seed, variant=variant, train_examples=examples)
                     results.append(row)
@@ -106,7 +120,8 @@ def main() -> None:
               f" ± {line['accuracy_sd']:.4f}  macro-F1 {line['macro_f1_mean']:.4f}"
               f"  train {line['train_seconds_mean']:.0f} s  ({line['runs']} runs)")
     if args.json:
-        args.json.write_text(json.dumps({"runs": results, "summary": table}, indent=2))
+        args.json.write_text(json.dumps({"machine": host, "runs": results, "summary": table},
+                                         indent=2))
 
 
 if __name__ == "__main__":

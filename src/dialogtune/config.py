@@ -45,6 +45,10 @@ class ModelConfig(_Section):
     name: str | None = None
     pooling: Literal["mean", "cls"] = "mean"
     dropout: float = 0.1
+    # intent: a linear head or a cosine head (models/heads.py), started at random or at
+    # each intent's mean embedding of the training data
+    head: Literal["linear", "cosine"] = "linear"
+    head_init: Literal["random", "prototypes"] = "random"
     trust_remote_code: bool = False
     allow_pickle: bool = False  # load .bin/.pt (pickle) weights; they can run code on load
     # intent / NLU: give Chinese and Japanese characters the vocabulary lacks tokens of their
@@ -75,6 +79,8 @@ class TrainConfig(_Section):
     schedule: Literal["one-cycle", "linear", "cosine", "constant"] = "one-cycle"
     grad_clip: float = 1.0
     label_smoothing: float = 0.1
+    # intent: weight of a supervised contrastive term on the sentence embeddings
+    contrastive_weight: float = 0.0
     seed: int = 42
     patience: int = 2
     save_every_steps: int = 200

@@ -20,10 +20,10 @@ from ..strategies import CLASSIFIER, apply_strategy
 
 
 @torch.no_grad()
-def batched_probabilities(model: nn.Module, tokenizer, texts: list[str], max_length: int,
-                          batch_size: int = 64) -> np.ndarray:
-    """Class probabilities for ``texts``, batched by length to avoid padding work."""
-    model.eval()
+def batched_rows(compute, tokenizer, texts: list[str], max_length: int,
+                 batch_size: int = 64) -> np.ndarray:
+    """``compute(batch)`` for ``texts``, one row per text in input order, batched by length
+    to avoid padding work."""
     ids = encode_texts(tokenizer, texts, max_length)
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out = np.zeros((len(ids), 0), dtype=np.float32)
@@ -32,11 +32,26 @@ def batched_probabilities(model: nn.Module, tokenizer, texts: list[str], max_len
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         batch = pad_batch([ids[i] for i in chunk], pad_id)
-        probs = torch.softmax(model(**batch).float(), dim=-1).numpy()
-        rows.update(zip(chunk, probs))
+        rows.update(zip(chunk, compute(batch).float().numpy()))
     if rows:
         out = np.stack([rows[i] for i in range(len(ids))])
     return out
+
+
+def batched_probabilities(model: nn.Module, tokenizer, texts: list[str], max_length: int,
+                          batch_size: int = 64) -> np.ndarray:
+    """Class probabilities for ``texts``."""
+    model.eval()
+    return batched_rows(lambda batch: torch.softmax(model(**batch).float(), dim=-1),
+                        tokenizer, texts, max_length, batch_size)
+
+
+def batched_features(model: nn.Module, tokenizer, texts: list[str], max_length: int,
+                     batch_size: int = 64) -> np.ndarray:
+    """The intent model's pooled sentence embeddings (its head's input) for ``texts``."""
+    model.eval()
+    return batched_rows(lambda batch: model(**batch, return_features=True)[1],
+                        tokenizer, texts, max_length, batch_size)
 
 
 class Predictor:
@@ -58,7 +73,8 @@ class Predictor:
         labels = LabelMap.from_json(run.read_json(run.label_map))
         model, tokenizer, _ = load_intent_model(cfg.model.name, labels.labels, cfg.model.pooling,
                                                 cfg.model.dropout, policy.trust_remote_code,
-                                                policy.allow_pickle, cfg.model.add_tokens)
+                                                policy.allow_pickle, cfg.model.add_tokens,
+                                                cfg.model.head)
         model = apply_strategy(model, cfg.strategy, CLASSIFIER)
         load_trainable(model, run.weights)
         summary = run.read_json(run.summary) if run.summary.exists() else {}

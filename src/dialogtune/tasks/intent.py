@@ -26,7 +26,8 @@ from ..evaluate.intent import (
     score_probabilities,
 )
 from ..evaluate.plots import plot_training_curves
-from ..inference.intent import Predictor, batched_probabilities
+from ..inference.intent import Predictor, batched_features, batched_probabilities
+from ..models.heads import start_at_prototypes, supervised_contrastive_loss
 from ..models.loading import load_intent_model
 from ..runs.layout import EvalDir, RunDir
 from ..strategies import CLASSIFIER
@@ -124,11 +125,27 @@ def intent_validation_metrics(probs, records, labels: LabelMap) -> dict:
     return metrics
 
 
-def intent_loss(label_smoothing: float):
+def intent_loss(label_smoothing: float, contrastive_weight: float = 0.0):
+    """Cross-entropy of the intents, plus ``contrastive_weight`` x the supervised
+    contrastive loss of the batch's sentence embeddings when that weight is set."""
     def loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         labels = batch.pop("labels")
-        return F.cross_entropy(model(**batch), labels, label_smoothing=label_smoothing)
+        if not contrastive_weight:
+            return F.cross_entropy(model(**batch), labels, label_smoothing=label_smoothing)
+        logits, features = model(**batch, return_features=True)
+        known = labels >= 0
+        return (F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+                + contrastive_weight * supervised_contrastive_loss(features[known],
+                                                                   labels[known]))
     return loss
+
+
+def start_head_at_prototypes(model, tokenizer, data: IntentData, max_length: int) -> None:
+    """``model.head_init=prototypes``: the head scores each intent by the cosine to the
+    intent's mean embedding of the training utterances, before any training."""
+    features = batched_features(model, tokenizer, [r.text for r in data.train], max_length)
+    label_ids = torch.tensor([data.labels.index[r.label] for r in data.train])
+    start_at_prototypes(model.classifier, torch.from_numpy(features), label_ids)
 
 
 def train_intent(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
@@ -144,10 +161,13 @@ def train_intent(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
     model, tokenizer, source = load_intent_model(cfg.model.name, data.labels.labels,
                                                  cfg.model.pooling, cfg.model.dropout,
                                                  cfg.model.trust_remote_code,
-                                                 cfg.model.allow_pickle, cfg.model.add_tokens)
+                                                 cfg.model.allow_pickle, cfg.model.add_tokens,
+                                                 cfg.model.head)
     unknown = check_vocabulary(tokenizer, texts, cfg)
-    model, trainable, total = adapt_model(model, cfg, CLASSIFIER)
     max_length = cfg.data.max_length or 64
+    if cfg.model.head_init == "prototypes":
+        start_head_at_prototypes(model, tokenizer, data, max_length)
+    model, trainable, total = adapt_model(model, cfg, CLASSIFIER)
     batches = intent_batches(tokenizer, data.train, data.labels, max_length,
                              cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
 
@@ -155,7 +175,8 @@ def train_intent(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
         probs = batched_probabilities(m, tokenizer, [r.text for r in data.validation], max_length)
         return intent_validation_metrics(probs, data.validation, data.labels)
 
-    result = fit(model, batches, intent_loss(cfg.train.label_smoothing),
+    result = fit(model, batches, intent_loss(cfg.train.label_smoothing,
+                                             cfg.train.contrastive_weight),
                  validate if data.validation else None, cfg.train, run.path,
                  learning_rate(cfg, CLASSIFIER), head_learning_rate(cfg.train),
                  TASK.objective, resume, callbacks, fingerprint)
