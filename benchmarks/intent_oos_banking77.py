@@ -6,7 +6,8 @@ trains on the rest (optionally ``--k`` utterances per intent), ``dialogtune eval
 full test set, and the run's calibrated threshold is compared with other calibration rules
 computed from the same validation split, and with the oracle F1-best threshold.
 
-Usage: ``python benchmarks/intent_oos_banking77.py [--k 10] [--seed 1] [--json out.json]``
+Usage: ``python benchmarks/intent_oos_banking77.py [--k 10] [--seed 1] [--set key=value ...]
+[--keep DIR] [--json out.json]`` (take the benchmark lock: ``flock /tmp/dialogtune-bench.lock``)
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from intent_banking77 import DEFAULT_DATA, run_dialogtune  # noqa: E402
 from intent_small_data import rows_by_intent, sample_rows, write_train_and_test  # noqa: E402
+from machine import machine  # noqa: E402
 
-RULES = {  # name -> share of the correct validation predictions kept above the threshold
-    "keep 95% of correct (default)": 0.95,
-    "keep 99% of correct": 0.99,
-    "keep 90% of correct": 0.90,
+RULES = {  # name -> (rule, share): keep a share of the correct validation predictions
+    # above the threshold, or reject a share of all in-scope validation turns
+    "keep 95% of correct (default)": ("correct", 0.95),
+    "keep 99% of correct": ("correct", 0.99),
+    "keep 90% of correct": ("correct", 0.90),
+    "reject 5% of validation turns": ("rejection", 0.05),
 }
 
 
@@ -44,7 +48,8 @@ def compare_rules(run: Path, test_csv: Path) -> list[dict]:
     """Each calibration rule's threshold, from the run's own validation split, on the test set."""
     from dialogtune.config import read_run_config
     from dialogtune.data.formats import read_intents
-    from dialogtune.evaluate.intent import calibrate_oos_threshold, out_of_scope_report
+    from dialogtune.evaluate.intent import (calibrate_oos_threshold, out_of_scope_report,
+                                            rejection_threshold)
     from dialogtune.inference.intent import Predictor
     from dialogtune.tasks.intent import load_intent_data
 
@@ -54,8 +59,9 @@ def compare_rules(run: Path, test_csv: Path) -> list[dict]:
     test = read_intents(str(test_csv), "text", "category")
     test_probs = predictor.probabilities([r.text for r in test])
     rows = []
-    for name, keep in RULES.items():
-        threshold = calibrate_oos_threshold(val_probs, validation, predictor.labels, keep)
+    for name, (rule, share) in RULES.items():
+        calibrate = calibrate_oos_threshold if rule == "correct" else rejection_threshold
+        threshold = calibrate(val_probs, validation, predictor.labels, share)
         rows.append({"rule": name, **out_of_scope_report(test_probs, test, predictor.labels,
                                                          threshold)})
     oracle = out_of_scope_report(test_probs, test, predictor.labels, None)
@@ -70,22 +76,30 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=None, help="training utterances per intent")
     parser.add_argument("--oos-fraction", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--set", nargs="*", default=[], dest="overrides",
+                        help="extra key=value training settings")
+    parser.add_argument("--keep", type=Path, help="keep the split and the run in this folder "
+                        "(for benchmarks/intent_oos_scores.py)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    print("machine:", json.dumps(machine(None)), flush=True)
     with tempfile.TemporaryDirectory(prefix="intent-oos-") as tmp:
-        data = Path(tmp)
+        data = args.keep or Path(tmp)
         unknown = write_split(args.data, data, args.oos_fraction, args.k, args.seed)
         run = data / "run"
-        trained = run_dialogtune(data, run, ["--set", f"train.seed={args.seed}"])
+        settings = [f"train.seed={args.seed}", *args.overrides]
+        trained = run_dialogtune(data, run, [a for o in settings for a in ("--set", o)])
         metrics = json.loads((run / "eval" / "metrics.json").read_text())
         rules = compare_rules(run, data / "test.csv")
-    result = {"k": args.k, "seed": args.seed, "unknown_intents": unknown,
+    result = {"machine": machine(None), "k": args.k, "seed": args.seed,
+              "settings": args.overrides, "unknown_intents": unknown,
               "train_seconds": trained["train_seconds"],
               "in_scope_accuracy_no_rejection": _in_scope_accuracy(metrics),
               "eval_out_of_scope": metrics["out_of_scope"], "rules": rules}
     print(f"{len(unknown)} unknown intents; trained in {trained['train_seconds']:.0f} s; "
           f"AUROC {metrics['out_of_scope']['auroc']:.4f}; in-scope accuracy without "
-          f"rejection {result['in_scope_accuracy_no_rejection']:.4f}")
+          f"rejection {result['in_scope_accuracy_no_rejection']:.4f}; out-of-scope recall at 5 % "
+          f"in-scope rejection {metrics['out_of_scope']['recall_at_5pct_in_scope_rejection']:.4f}")
     for row in rules:
         print(f"{row['rule']:<34} threshold {row['threshold']:.3f}  in-scope acc "
               f"{row['in_scope_accuracy']:.4f} (rejected {row['in_scope_rejected']:.3f})  "

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from dialogtune.data.encode.intent import LabelMap
 from dialogtune.data.records import Utterance
 from dialogtune.evaluate.intent import (calibrate_oos_threshold, out_of_scope_report,
-                                       score_probabilities)
+                                       rejection_threshold, score_probabilities)
 from dialogtune.evaluate.metrics import (classification_metrics, confusion, out_of_scope_metrics,
                                         top_confused_pairs)
 from dialogtune.evaluate.plots import plot_confusion_matrix
@@ -147,6 +147,18 @@ def test_calibrate_oos_threshold_hand_case():
     assert calibrate_oos_threshold(probs[5:], records[5:], labels) == 0.0  # nothing correct
 
 
+def test_rejection_threshold_flags_the_share_of_in_scope_turns_right_or_wrong():
+    labels = LabelMap(["a", "b"])
+    tops = np.linspace(0.51, 0.99, 20)  # 20 in-scope turns, half of them predicted wrong
+    probs = np.stack([tops, 1 - tops], axis=1)
+    records = records_for(["a", "b"] * 10 + ["zzz"])
+    probs = np.vstack([probs, [[0.5, 0.5]]])  # the unknown-label turn is not counted
+    threshold = rejection_threshold(probs, records, labels, 0.1)
+    assert threshold == pytest.approx(tops[1])  # 2 of 20 turns: the lowest and the next
+    assert np.mean(tops < threshold) == pytest.approx(0.05)  # strictly below: at most 10 %
+    assert rejection_threshold(probs[20:], records[20:], labels) == 0.0  # no in-scope turn
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.floats(0.34, 1.0), min_size=1, max_size=50), st.floats(0.5, 1.0))
 def test_calibrated_threshold_keeps_the_recall(tops, recall):
@@ -176,6 +188,16 @@ def test_out_of_scope_metrics_hand_case():
     # the F1-best cut flags exactly {0.2, 0.3, 0.4, 0.6}: recall 1, precision 3/4
     best = out_of_scope_metrics(confidence, is_oos, correct, got["best_f1_threshold"])
     assert best["f1"] == pytest.approx(got["best_f1"]) == pytest.approx(6 / 7)
+
+
+def test_out_of_scope_recall_at_a_fixed_in_scope_rejection():
+    in_scope = [i / 100 for i in range(1, 101)]  # the 5 % cut is 0.05: 4 turns lie below it
+    oos = [0.02, 0.04, 0.05, 0.5]
+    got = out_of_scope_metrics(in_scope + oos, [False] * 100 + [True] * 4,
+                               [True] * 100 + [False] * 4, None)
+    assert got["recall_at_5pct_in_scope_rejection"] == 0.5  # 0.02 and 0.04; 0.05 is kept
+    flagged_in_scope = sum(c < 0.05 for c in in_scope) / len(in_scope)
+    assert flagged_in_scope <= 0.05
 
 
 def test_out_of_scope_metrics_without_labels_or_threshold():

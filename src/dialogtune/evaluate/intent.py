@@ -93,3 +93,14 @@ def calibrate_oos_threshold(probs: np.ndarray, records: list[Utterance],
     if not correct:
         return 0.0
     return float(np.quantile(np.array(correct), 1 - recall))
+
+
+def rejection_threshold(probs: np.ndarray, records: list[Utterance], labels: LabelMap,
+                        rejection: float = 0.05) -> float:
+    """The threshold that flags ``rejection`` of the in-scope validation turns, right or
+    wrong: the rule that targets how many in-scope users a deployed bot turns away.
+    (Strictly below the cut is flagged, so at most that share of these turns is.)"""
+    kept = [row.max() for row, r in zip(probs, records) if r.label in labels.index]
+    if not kept:
+        return 0.0
+    return float(np.quantile(np.array(kept), rejection, method="inverted_cdf"))

@@ -63,7 +63,20 @@ def out_of_scope_metrics(confidence: Sequence[float], is_oos: Sequence[bool],
         # flagged means -confidence >= cut, i.e. confidence <= -cut: the next float up
         result["best_f1_threshold"] = float(np.nextafter(-cuts[best], np.inf))
         result["best_f1"] = float(f1[best])
+        result["recall_at_5pct_in_scope_rejection"] = recall_at_rejection(
+            confidence, is_oos, FIXED_IN_SCOPE_REJECTION)
     return result
+
+
+# The operating point reported beside AUROC: a bot that turns away 1 in-scope turn in 20.
+FIXED_IN_SCOPE_REJECTION = 0.05
+
+
+def recall_at_rejection(confidence: np.ndarray, is_oos: np.ndarray, rejection: float) -> float:
+    """Out-of-scope recall at the cut that flags ``rejection`` of the in-scope turns (the
+    cut is the in-scope confidences' ``rejection`` quantile; flagged = strictly below it)."""
+    cut = np.quantile(confidence[~is_oos], rejection, method="inverted_cdf")
+    return float((confidence[is_oos] < cut).mean())
 
 
 def _mean(values: np.ndarray) -> float | None:
