@@ -31,6 +31,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MAX_LENGTH = 1024
+SYSTEMS = {"base": "base", "ours": "dialogtune", "trl": "trl"}  # flag -> result key
+SAMPLES = 6  # reply samples kept per system, for reading beside the figures
 
 
 def peak_rss_mib() -> float:
@@ -48,8 +50,11 @@ def load_split(args, split: str):
 def score(predictor, args) -> dict:
     from dialogtune.evaluate.chat import evaluate_predictor
 
-    metrics, _, _ = evaluate_predictor(predictor, load_split(args, "test"), MAX_LENGTH,
-                                       args.generate_turns, args.max_new_tokens)
+    metrics, samples, replies = evaluate_predictor(predictor, load_split(args, "test"),
+                                                   MAX_LENGTH, args.generate_turns,
+                                                   args.max_new_tokens)
+    metrics["samples"] = [{"user": sample.context[-1]["content"], "reference": sample.reference,
+                           "reply": reply} for sample, reply in zip(samples[:SAMPLES], replies)]
     return metrics
 
 
@@ -185,25 +190,39 @@ def rates(result: dict) -> tuple[float, float]:
     return result["tokens_fed"] / seconds, result["assistant_tokens"] / seconds
 
 
-def report(domain: str, base: dict, ours: dict, trl: dict) -> str:
-    rows = [f"### {domain}", "", "| | base | dialogtune | TRL |", "|---|---|---|---|"]
+def report(domain: str, systems: dict) -> str:
+    """A markdown table of the systems run (base, dialogtune, TRL: any of them)."""
+    names = list(systems)
+    rows = [f"### {domain}", "", "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for key, fmt in (("perplexity", "{:.2f}"), ("nll", "{:.3f}"), ("bleu", "{:.2f}"),
                      ("rouge_l", "{:.3f}"), ("slot_value_recall", "{:.3f}")):
         cells = [fmt.format(r["eval"][key]) if r["eval"].get(key) is not None else "n/a"
-                 for r in (base, ours, trl)]
+                 for r in systems.values()]
         rows.append(f"| {key} | " + " | ".join(cells) + " |")
+    trained = {name: r for name, r in systems.items() if "train_seconds" in r}
     for label, index in (("tokens fed / s", 0), ("assistant tokens / s", 1)):
-        rows.append(f"| {label} | | {rates(ours)[index]:.1f} | {rates(trl)[index]:.1f} |")
-    for key, fmt in (("train_seconds", "{:.0f}"), ("wall_seconds", "{:.0f}"),
-                     ("peak_rss_mib", "{:.0f}"), ("steps", "{}"), ("tokens_fed", "{}"),
-                     ("assistant_tokens", "{}")):
-        rows.append(f"| {key} | | {fmt.format(ours[key])} | {fmt.format(trl[key])} |")
-    ratio = [rates(ours)[i] / max(rates(trl)[i], 1e-9) for i in (0, 1)]
-    rows += ["", f"dialogtune / TRL: tokens fed/s {ratio[0]:.2f}x, assistant tokens/s "
-             f"{ratio[1]:.2f}x; perplexity dialogtune/TRL "
-             f"{ours['eval']['perplexity'] / trl['eval']['perplexity']:.2f}, dialogtune/base "
-             f"{ours['eval']['perplexity'] / base['eval']['perplexity']:.2f}", ""]
-    return "\n".join(rows)
+        rows.append(f"| {label} | " + " | ".join(
+            f"{rates(trained[n])[index]:.1f}" if n in trained else "" for n in names) + " |")
+    for key in ("train_seconds", "wall_seconds", "peak_rss_mib", "steps", "tokens_fed",
+                "assistant_tokens"):
+        rows.append(f"| {key} | " + " | ".join(
+            f"{trained[n][key]:.0f}" if n in trained else "" for n in names) + " |")
+    return "\n".join(rows + ["", ratios(systems), ""])
+
+
+def ratios(systems: dict) -> str:
+    """dialogtune against TRL (speed, perplexity) and against the base model, where run."""
+    ours, trl, base = (systems.get(n) for n in ("dialogtune", "trl", "base"))
+    parts = []
+    if ours and trl:
+        ratio = [rates(ours)[i] / max(rates(trl)[i], 1e-9) for i in (0, 1)]
+        parts.append(f"dialogtune / TRL: tokens fed/s {ratio[0]:.2f}x, assistant tokens/s "
+                     f"{ratio[1]:.2f}x; perplexity dialogtune/TRL "
+                     f"{ours['eval']['perplexity'] / trl['eval']['perplexity']:.2f}")
+    if ours and base:
+        parts.append(f"perplexity dialogtune/base "
+                     f"{ours['eval']['perplexity'] / base['eval']['perplexity']:.2f}")
+    return "; ".join(parts)
 
 
 def parse(argv):
@@ -219,8 +238,10 @@ def parse(argv):
     parser.add_argument("--lr", type=float, default=None,
                         help="Learning rate for TRL (default: dialogtune's LoRA chat rate).")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS),
+                        help="Which systems to run (e.g. base ours: no TRL comparison).")
     parser.add_argument("--json", type=Path, default=None)
-    return parse_with_workers(parser, argv, ["base", "ours", "trl"])
+    return parse_with_workers(parser, argv, list(SYSTEMS))
 
 
 def parse_with_workers(parser: argparse.ArgumentParser, argv, workers: list[str]):
@@ -243,9 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         return worker(args)
     results, text = {}, []
     for domain in args.domains:
-        base, ours, trl = (spawn(args, s, domain) for s in ("base", "ours", "trl"))
-        results[domain] = {"base": base, "dialogtune": ours, "trl": trl}
-        text.append(report(domain, base, ours, trl))
+        results[domain] = {SYSTEMS[s]: spawn(args, s, domain) for s in args.systems}
+        text.append(report(domain, results[domain]))
         print(text[-1], flush=True)
         if args.json:
             args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
