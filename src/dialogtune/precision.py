@@ -35,8 +35,12 @@ CPU_FLAGS_SHOWN = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 def matmul_gflops(dtype: torch.dtype, device: str = "cpu", size: int = PROBE_SIZE,
                   repeats: int = 3) -> float:
     """Best of ``repeats`` timed ``size``² matmuls in ``dtype``, in GFLOP/s (after one warm-up)."""
-    a = torch.randn(size, size, device=device).to(dtype)
-    b = torch.randn(size, size, device=device).to(dtype)
+    # A generator of its own: drawing from the global one would shift every later random draw
+    # (dropout, the head's start) in runs that probe and not in those that reuse the cached
+    # figures, and a resumed run would no longer end where the unbroken one does.
+    generator = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(size, size, device=device, generator=generator).to(dtype)
+    b = torch.randn(size, size, device=device, generator=generator).to(dtype)
     torch.mm(a, b)
     best = float("inf")
     for _ in range(repeats):

@@ -188,6 +188,18 @@ def fit(model: nn.Module, batches: BatchSource, loss_fn: LossFn, evaluate: EvalF
                      progress["best_metrics"], stopped_early, loop.precision)
 
 
+def _agreed_precision(accelerator, requested: str) -> str:
+    """The precision every rank trains in: ``auto`` times matmuls, and a probe on busy cores
+    can land either side of the cut when the cores are busy, so rank 0's choice is sent to
+    all ranks."""
+    chosen = [resolve_precision(requested, accelerator.device.type)]
+    if accelerator.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        broadcast_object_list(chosen, from_process=0)
+    return chosen[0]
+
+
 def _accelerator():
     """One process, or one rank of a torchrun / accelerate launch."""
     from accelerate import Accelerator
@@ -230,7 +242,8 @@ class _Loop:
             "step": 0, "epoch": 0, "batch": 0, "best": None, "best_epoch": None,
             "bad_epochs": 0, "seconds": 0.0, "best_metrics": {}}
         self.log = RunLog(RunDir(run_dir).log, accelerator.is_main_process)
-        self.precision = resolve_precision(cfg.precision, accelerator.device.type)
+        self.precision = _agreed_precision(accelerator, cfg.precision)
+        self.progress["precision"] = self.precision  # checkpointed with the rest
 
     def resume(self) -> None:
         if self.accelerator.is_main_process:  # files a killed save left half-written
@@ -240,6 +253,8 @@ class _Loop:
             self.progress = load_checkpoint(found, self.raw_model, self.optimizer,
                                             self.accelerator.process_index)
             _restore_schedule(self.scheduler, self.progress["step"])
+        # a resumed run goes on in the precision it started in, whatever the probe says now
+        self.precision = self.progress.setdefault("precision", self.precision)
 
     def prepare(self) -> None:
         """Wrap for the launch (DDP, ...), and start the clock and the progress bar."""

@@ -53,6 +53,14 @@ def test_the_matmul_probe_measures_a_positive_rate():
     assert precision.matmul_gflops(torch.float32, size=64, repeats=1) > 0
 
 
+def test_the_probe_leaves_the_global_random_stream_alone():
+    """A run that probes and one that reuses the cached figures must draw the same dropout
+    masks: on an AMX machine, where ``auto`` probes, resumed runs ended elsewhere."""
+    state = torch.get_rng_state()
+    precision.matmul_gflops(torch.float32, size=16, repeats=1)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 def test_cpu_description_reads_the_model_and_the_flags_that_matter(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: Example CPU 9000\n"

@@ -65,6 +65,22 @@ def test_resume_skips_a_truncated_checkpoint_and_matches_an_unbroken_run(
         assert_same_tensors(run_a / name, run_b / name)
 
 
+def test_a_resumed_run_keeps_the_precision_it_started_in(tiny_bert, intent_csv, tmp_path,
+                                                         monkeypatch):
+    """``auto`` is a timing: the probe of the resumed process may choose otherwise."""
+    import dialogtune.train as loop
+
+    cfg = run_config(tmp_path / "run", intent_csv, tiny_bert, *EXTRA)
+    monkeypatch.setattr(loop, "resolve_precision", lambda asked, device="cpu": "bf16")
+    with pytest.raises(KeyboardInterrupt):
+        train_intent(cfg, callbacks=[Interrupt(3)])
+    monkeypatch.setattr(loop, "resolve_precision", lambda asked, device="cpu": "fp32")
+    summary = train_intent(cfg, resume=True)
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").open()]
+    assert {r["precision"] for r in log if "precision" in r} == {"bf16"}
+    assert summary["precision"] == "bf16"
+
+
 def test_crash_before_run_json_leaves_an_unfinished_run(tiny_bert, intent_csv, tmp_path,
                                                         monkeypatch):
     """run.json holds the out-of-scope threshold: no servable weights may exist without it."""
