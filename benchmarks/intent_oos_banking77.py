@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from intent_banking77 import DEFAULT_DATA, run_dialogtune  # noqa: E402
 from intent_small_data import rows_by_intent, sample_rows, write_train_and_test  # noqa: E402
@@ -70,6 +72,39 @@ def compare_rules(run: Path, test_csv: Path) -> list[dict]:
     return rows
 
 
+def compare_scores(run: Path, test_csv: Path, rejection: float = 0.05) -> list[dict]:
+    """Every score of ``intent_oos_scores.py`` under the same rule: the cut that rejects
+    ``rejection`` of the in-scope validation turns, applied to the test set. Also each
+    score's AUROC and its recall at exactly that test-set rejection (an oracle cut)."""
+    from intent_oos_scores import embeddings_and_logits, in_scope_scores
+    from sklearn.metrics import roc_auc_score
+
+    from dialogtune.config import read_run_config
+    from dialogtune.data.formats import read_intents
+    from dialogtune.evaluate.metrics import recall_at_rejection
+    from dialogtune.inference.intent import Predictor
+    from dialogtune.tasks.intent import load_intent_data
+
+    predictor = Predictor.from_run(run)
+    split = load_intent_data(read_run_config(run))
+    test = read_intents(str(test_csv), "text", "category")
+    train_x, _ = embeddings_and_logits(predictor, [r.text for r in split.train])
+    train_y = np.array([predictor.labels.index[r.label] for r in split.train])
+    val_scores = in_scope_scores(train_x, train_y, *embeddings_and_logits(
+        predictor, [r.text for r in split.validation]))
+    test_scores = in_scope_scores(train_x, train_y, *embeddings_and_logits(
+        predictor, [r.text for r in test]))
+    is_oos = np.array([r.label not in predictor.labels.index for r in test])
+    rows = []
+    for name, score in test_scores.items():
+        cut = np.quantile(val_scores[name], rejection, method="inverted_cdf")
+        rows.append({"score": name, "auroc": float(roc_auc_score(is_oos, -score)),
+                     "recall_at_5pct_test_rejection": recall_at_rejection(score, is_oos, 0.05),
+                     "rule_in_scope_rejected": float((score[~is_oos] < cut).mean()),
+                     "rule_recall": float((score[is_oos] < cut).mean())})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -91,11 +126,13 @@ def main() -> None:
         trained = run_dialogtune(data, run, [a for o in settings for a in ("--set", o)])
         metrics = json.loads((run / "eval" / "metrics.json").read_text())
         rules = compare_rules(run, data / "test.csv")
+        scores = compare_scores(run, data / "test.csv")
     result = {"machine": machine(None), "k": args.k, "seed": args.seed,
               "settings": args.overrides, "unknown_intents": unknown,
               "train_seconds": trained["train_seconds"],
               "in_scope_accuracy_no_rejection": _in_scope_accuracy(metrics),
-              "eval_out_of_scope": metrics["out_of_scope"], "rules": rules}
+              "eval_out_of_scope": metrics["out_of_scope"], "rules": rules,
+              "scores": scores}
     print(f"{len(unknown)} unknown intents; trained in {trained['train_seconds']:.0f} s; "
           f"AUROC {metrics['out_of_scope']['auroc']:.4f}; in-scope accuracy without "
           f"rejection {result['in_scope_accuracy_no_rejection']:.4f}; out-of-scope recall at 5 % "
@@ -105,6 +142,10 @@ def main() -> None:
               f"{row['in_scope_accuracy']:.4f} (rejected {row['in_scope_rejected']:.3f})  "
               f"oos recall {row['recall']:.4f} precision {row['precision']:.4f} "
               f"F1 {row['f1']:.4f}")
+    print("score (reject 5 % of validation)  AUROC  recall@5%test  test rejected  recall")
+    for row in scores:
+        print(f"{row['score']:<34} {row['auroc']:.4f} {row['recall_at_5pct_test_rejection']:.4f}"
+              f"        {row['rule_in_scope_rejected']:.3f}        {row['rule_recall']:.4f}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 

@@ -81,6 +81,8 @@ class TrainConfig(_Section):
     label_smoothing: float = 0.1
     # intent: weight of a supervised contrastive term on the sentence embeddings
     contrastive_weight: float = 0.0
+    # intent: batches made of runs of this many utterances of one intent (0: random batches)
+    examples_per_label: int = 0
     seed: int = 42
     patience: int = 2
     save_every_steps: int = 200

@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from dialogtune.cli import main
 from dialogtune.config import load_config
+from dialogtune.data.encode.batching import BatchSource
 from dialogtune.inference.intent import Predictor, batched_features
 from dialogtune.models.heads import (COSINE_SCALE, CosineHead, class_means, make_head,
                                      start_at_prototypes, supervised_contrastive_loss)
@@ -70,6 +71,22 @@ def naive_supervised_contrastive(features, labels, temperature):
     return torch.stack(terms).mean()
 
 
+def test_label_runs_batch_every_item_once_with_runs_of_one_label():
+    labels = [i % 5 for i in range(43)]  # 5 labels, 8 or 9 items each
+    source = BatchSource([3] * 43, 8, lambda idx: {}, seed=1, labels=labels, per_label=4)
+    plans = [source.plan(epoch) for epoch in (0, 1)]
+    for plan in plans:
+        flat = [i for batch in plan for i in batch]
+        assert sorted(flat) == list(range(43))  # every item once, no drops
+        assert sorted(len(batch) for batch in plan) == [3] + [8] * 5  # batches stay whole
+        same = sum(labels[a] == labels[b] for batch in plan for a, b in zip(batch, batch[1:]))
+        assert same >= 43 - 3 * 11  # runs of 4 (a label's last run may be shorter)
+    assert plans[0] != plans[1] and source.plan(0) == plans[0]  # per-epoch, reproducible
+    random_batches = BatchSource([3] * 43, 8, lambda idx: {}, seed=1).plan(0)
+    pairs = sum(labels[a] == labels[b] for batch in random_batches for a, b in zip(batch, batch[1:]))
+    assert pairs < same
+
+
 def test_supervised_contrastive_loss_matches_the_paper_and_prefers_clusters():
     torch.manual_seed(2)
     features, labels = torch.randn(9, 6), torch.tensor([0, 0, 1, 1, 1, 2, 3, 3, 4])
@@ -109,7 +126,8 @@ def test_a_cosine_prototype_contrastive_run_trains_saves_and_loads(
                  "--model", tiny_bert, "--strategy", strategy, "--epochs", "2",
                  "--set", "train.batch_size=8", "--set", "train.min_steps=0",
                  "--set", "model.head=cosine", "--set", "model.head_init=prototypes",
-                 "--set", "train.contrastive_weight=0.5"]) == 0
+                 "--set", "train.contrastive_weight=0.5",
+                 "--set", "train.examples_per_label=2"]) == 0
     records = [json.loads(line) for line in (run / "train_log.jsonl").open()]
     losses = [r["loss"] for r in records if "step" in r and "loss" in r]
     assert losses and all(np.isfinite(losses))

@@ -169,7 +169,8 @@ def train_intent(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
         start_head_at_prototypes(model, tokenizer, data, max_length)
     model, trainable, total = adapt_model(model, cfg, CLASSIFIER)
     batches = intent_batches(tokenizer, data.train, data.labels, max_length,
-                             cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
+                             cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length,
+                             per_label=cfg.train.examples_per_label)
 
     def validate(m) -> dict:
         probs = batched_probabilities(m, tokenizer, [r.text for r in data.validation], max_length)

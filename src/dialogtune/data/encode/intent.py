@@ -37,8 +37,9 @@ def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]
 
 def intent_batches(tokenizer, records: list[Utterance], label_map: LabelMap, max_length: int,
                    batch_size: int, seed: int, group_by_length: bool = True,
-                   shuffle: bool = True) -> BatchSource:
-    """A BatchSource yielding ``input_ids``, ``attention_mask`` and ``labels`` tensors."""
+                   shuffle: bool = True, per_label: int = 0) -> BatchSource:
+    """A BatchSource yielding ``input_ids``, ``attention_mask`` and ``labels`` tensors;
+    ``per_label`` > 1 builds batches from runs of that many utterances of one intent."""
     ids = encode_texts(tokenizer, [r.text for r in records], max_length)
     labels = [label_map.index.get(r.label, -100) for r in records]
     pad_id = tokenizer.pad_token_id or 0
@@ -47,4 +48,5 @@ def intent_batches(tokenizer, records: list[Utterance], label_map: LabelMap, max
         return pad_batch([ids[i] for i in indices], pad_id,
                          {"labels": torch.tensor([labels[i] for i in indices])})
 
-    return BatchSource([len(x) for x in ids], batch_size, collate, seed, group_by_length, shuffle)
+    return BatchSource([len(x) for x in ids], batch_size, collate, seed, group_by_length, shuffle,
+                       labels, per_label)
