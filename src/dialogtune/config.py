@@ -49,6 +49,9 @@ class ModelConfig(_Section):
     # each intent's mean embedding of the training data
     head: Literal["linear", "cosine"] = "linear"
     head_init: Literal["random", "prototypes"] = "random"
+    # NLU: a per-token softmax slot head decoded by BIO-constrained Viterbi, or a trained
+    # CRF over its emissions (models/slot_crf.py); measured on SNIPS in RESULTS.md
+    slot_decoder: Literal["softmax", "crf"] = "softmax"
     trust_remote_code: bool = False
     allow_pickle: bool = False  # load .bin/.pt (pickle) weights; they can run code on load
     # intent / NLU: give Chinese and Japanese characters the vocabulary lacks tokens of their
