@@ -8,9 +8,11 @@ apply to ``IntentClassifier``, as a ``classifier`` model kind. Prompt tuning put
 virtual tokens in front of the text, so slot logits are read from the right
 (``token_logits``). With ``slot_decoder="crf"`` the slot head's logits are a CRF's
 emissions (``slot_crf.BioCrf``, inside ``classifier`` too, so every strategy trains and
-saves it); each head computes its own slot loss, given the labels through ``forward``, so
-the loss goes through whatever wrapper a strategy put around the model. Built on an ``AutoModel`` encoder without ``from_pretrained`` of its
-own, so tests and strategies construct it from any encoder.
+saves it). The heads compute the slot loss themselves, given the labels through
+``forward``: a strategy's wrapper passes them on, and its trained copy of the head (peft's
+``modules_to_save``) is the one that scores them. Built on an ``AutoModel`` encoder
+without ``from_pretrained`` of its own, so tests and strategies construct it from any
+encoder.
 """
 
 from __future__ import annotations
