@@ -52,7 +52,7 @@ class NluPredictor(Predictor):
         model, tokenizer, _ = load_nlu_model(cfg.model.name, labels.labels, slots,
                                              cfg.model.pooling, cfg.model.dropout,
                                              policy.trust_remote_code, policy.allow_pickle,
-                                             cfg.model.add_tokens)
+                                             cfg.model.add_tokens, cfg.model.slot_decoder)
         model = apply_strategy(model, cfg.strategy, CLASSIFIER)
         load_trainable(model, run.weights)
         summary = run.read_json(run.summary) if run.summary.exists() else {}

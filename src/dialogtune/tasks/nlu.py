@@ -23,7 +23,7 @@ from ..data.encode.nlu import nlu_batches
 from ..data.encode.slots import SlotLabelMap
 from ..data.formats.nlu import detect_nlu, read_nlu_examples
 from ..data.quality.checks import rare_label_warnings
-from ..errors import DataError, DialogtuneError
+from ..errors import ConfigError, DataError, DialogtuneError
 from ..evaluate.intent import evaluate_intent
 from ..evaluate.slots import sentence_accuracy, slot_report, slot_scores
 from ..inference.nlu import NluPredictor, uses_context
@@ -62,6 +62,7 @@ def train_nlu(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
     cfg, run, fingerprint = start_run(TASK, cfg, resume)
     if not cfg.data.train:
         raise DataError("no training data given (--data)")
+    _check_decoder(cfg)
     records = read_nlu_records(cfg, cfg.data.train)
     _hint_context(cfg)
     for warning in rare_label_warnings(records, cfg.data.min_examples_warning):
@@ -79,7 +80,8 @@ def train_nlu(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
     model, tokenizer, source = load_nlu_model(cfg.model.name, data.labels.labels, slots,
                                               cfg.model.pooling, cfg.model.dropout,
                                               cfg.model.trust_remote_code,
-                                              cfg.model.allow_pickle, cfg.model.add_tokens)
+                                              cfg.model.allow_pickle, cfg.model.add_tokens,
+                                              cfg.model.slot_decoder)
     unknown = check_vocabulary(tokenizer, texts, cfg)
     model, trainable, total = adapt_model(model, cfg, CLASSIFIER)
     max_length = cfg.data.max_length or 64
@@ -106,6 +108,15 @@ def train_nlu(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
     return write_intent_run(run, model, tokenizer, data, cfg, result, trainable, total,
                              max_length, source, probabilities,
                              {"slot_types": len(slots.slots), **vocabulary_summary(cfg, unknown)})
+
+
+def _check_decoder(cfg: RunConfig) -> None:
+    """A CRF learns transitions between the units it decodes (each word's first piece);
+    labels on every piece would teach it transitions inside words that decoding never
+    walks, so the two settings are refused together."""
+    if cfg.model.slot_decoder == "crf" and cfg.data.slot_labels == "all":
+        raise ConfigError("model.slot_decoder=crf reads first-piece labels; it does not go "
+                          "with data.slot_labels=all")
 
 
 def _hint_context(cfg: RunConfig) -> None:

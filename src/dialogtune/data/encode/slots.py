@@ -172,15 +172,18 @@ class SlotPrediction:
 
 
 def decode_spans(text: str, probs: np.ndarray, alignment: Alignment, labels: SlotLabelMap,
-                 constrained: bool = True) -> list[SlotPrediction]:
+                 constrained: bool = True, path: list[int] | None = None
+                 ) -> list[SlotPrediction]:
     """Token label probabilities ``[tokens, labels]`` → slot spans on ``text``.
+    ``path`` (one label per unit) is a path decoded already: a CRF's Viterbi. Without it,
     ``constrained`` decodes the best valid BIO path (``constrained_bio_path``); otherwise
     each unit takes its most likely label and a stray I-x starts a span (conlleval)."""
     if not alignment.unit_starts:
         return []
     unit_probs = probs[alignment.unit_starts]
-    path = constrained_bio_path(np.log(np.clip(unit_probs, 1e-12, 1.0)), labels) \
-        if constrained else [int(i) for i in unit_probs.argmax(-1)]
+    if path is None:
+        path = constrained_bio_path(np.log(np.clip(unit_probs, 1e-12, 1.0)), labels) \
+            if constrained else [int(i) for i in unit_probs.argmax(-1)]
     units = alignment.unit_spans()
     spans = bio_spans([labels.labels[i] for i in path], [s for s, _ in units],
                       [e - s for s, e in units], repair=True)
@@ -193,9 +196,10 @@ def decode_spans(text: str, probs: np.ndarray, alignment: Alignment, labels: Slo
     return out
 
 
-def constrained_bio_path(log_probs: np.ndarray, labels: SlotLabelMap) -> list[int]:
-    """The most likely label sequence (Viterbi) among valid BIO ones: I-x only after B-x
-    or I-x, never first. Pure and cheap ([units, labels]); no trained transitions."""
+def bio_transitions(labels: SlotLabelMap) -> tuple[np.ndarray, np.ndarray]:
+    """Which BIO labels may start a sequence ``[labels]`` and which may follow which
+    ``[previous, next]``: I-x only after B-x or I-x, never first. Shared by the
+    constrained decoding below and the CRF's clamped transitions (``models.slot_crf``)."""
     size = len(labels)
     inside = np.array([lab.startswith("I-") for lab in labels.labels])
     allowed = np.ones((size, size), dtype=bool)  # allowed[previous, next]
@@ -204,8 +208,15 @@ def constrained_bio_path(log_probs: np.ndarray, labels: SlotLabelMap) -> list[in
             allowed[:, j] = False
             allowed[labels.index["B-" + label[2:]], j] = True
             allowed[j, j] = True
+    return ~inside, allowed
+
+
+def constrained_bio_path(log_probs: np.ndarray, labels: SlotLabelMap) -> list[int]:
+    """The most likely label sequence (Viterbi) among valid BIO ones (``bio_transitions``).
+    Pure and cheap ([units, labels]); no trained transitions."""
+    first, allowed = bio_transitions(labels)
     penalty = np.where(allowed, 0.0, -np.inf)
-    score = np.where(inside, -np.inf, log_probs[0])
+    score = np.where(first, log_probs[0], -np.inf)
     back = []
     for row in log_probs[1:]:
         total = score[:, None] + penalty
