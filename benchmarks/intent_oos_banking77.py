@@ -28,10 +28,10 @@ from machine import machine  # noqa: E402
 
 RULES = {  # name -> (rule, share): keep a share of the correct validation predictions
     # above the threshold, or reject a share of all in-scope validation turns
-    "keep 95% of correct (default)": ("correct", 0.95),
+    "keep 95% of correct": ("correct", 0.95),
     "keep 99% of correct": ("correct", 0.99),
     "keep 90% of correct": ("correct", 0.90),
-    "reject 5% of validation turns": ("rejection", 0.05),
+    "reject 5% of validation turns (default)": ("rejection", 0.05),
 }
 
 

@@ -34,6 +34,10 @@ VARIANTS = {
     "cosine head from prototypes": COSINE,
     "contrastive 0.5": ["train.contrastive_weight=0.5"],
     "cosine prototypes + contrastive 0.5": [*COSINE, "train.contrastive_weight=0.5"],
+    # batches of 8 intents x 4 utterances: the contrastive term gets positives to pull
+    "runs of 4 per intent": ["train.examples_per_label=4"],
+    "contrastive 0.1, runs of 4": ["train.contrastive_weight=0.1", "train.examples_per_label=4"],
+    "contrastive 0.5, runs of 4": ["train.contrastive_weight=0.5", "train.examples_per_label=4"],
 }
 FIRST_STUDY = ["hold-out 10% (default)", "all data, last epoch"]
 

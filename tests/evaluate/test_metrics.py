@@ -215,3 +215,25 @@ def test_out_of_scope_report_treats_unseen_labels_as_out_of_scope():
     report = out_of_scope_report(probs, records, labels, 0.6)
     assert report["examples"] == 1 and report["recall"] == 1.0 and report["precision"] == 1.0
     assert report["in_scope_accuracy"] == 1.0
+
+
+def test_the_run_threshold_follows_the_configured_rule():
+    from dialogtune.config import TrainConfig
+    from dialogtune.errors import ConfigError
+    from dialogtune.evaluate.intent import calibrated_threshold
+
+    labels = LabelMap(["a", "b"])
+    rng = np.random.default_rng(0)
+    top = rng.uniform(0.5, 1.0, 40)
+    probs = np.stack([top, 1 - top], axis=1)
+    records = [Utterance(f"t{i}", "a" if i % 4 else "b") for i in range(40)]  # 10 wrong
+    assert TrainConfig().oos_rule == "reject-in-scope"
+    default = calibrated_threshold(probs, records, labels)
+    assert (top < default).mean() <= 0.05 <= (top <= default).mean()
+    assert default == rejection_threshold(probs, records, labels, 0.05)
+    kept = calibrated_threshold(probs, records, labels, "keep-correct")
+    assert kept == calibrate_oos_threshold(probs, records, labels, 0.95)
+    assert calibrated_threshold(probs, records, labels, "reject-in-scope", 0.2) == \
+        rejection_threshold(probs, records, labels, 0.2)
+    with pytest.raises((ConfigError, ValueError)):
+        TrainConfig(oos_share=1.5)

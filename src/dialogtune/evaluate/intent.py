@@ -104,3 +104,15 @@ def rejection_threshold(probs: np.ndarray, records: list[Utterance], labels: Lab
     if not kept:
         return 0.0
     return float(np.quantile(np.array(kept), rejection, method="inverted_cdf"))
+
+
+OOS_RULES = {"keep-correct": (calibrate_oos_threshold, 0.95),
+             "reject-in-scope": (rejection_threshold, 0.05)}
+
+
+def calibrated_threshold(probs: np.ndarray, records: list[Utterance], labels: LabelMap,
+                         rule: str = "reject-in-scope", share: float | None = None) -> float:
+    """The out-of-scope threshold of ``rule`` (``OOS_RULES``) on labelled validation turns;
+    ``share`` overrides the rule's default share."""
+    calibrate, default = OOS_RULES[rule]
+    return calibrate(probs, records, labels, default if share is None else share)

@@ -21,7 +21,7 @@ from ..data.quality.checks import fast_check_warnings, rare_label_warnings
 from ..data.transform.split import stratified_split
 from ..errors import DataError, DialogtuneError
 from ..evaluate.intent import (
-    calibrate_oos_threshold,
+    calibrated_threshold,
     evaluate_intent,
     score_probabilities,
 )
@@ -206,7 +206,9 @@ def write_intent_run(run: RunDir, model, tokenizer, data: IntentData, cfg: RunCo
                "precision": result.precision, **(extra or {})}
     if data.validation:
         probs = probabilities(data.validation)
-        summary["oos_threshold"] = calibrate_oos_threshold(probs, data.validation, data.labels)
+        summary["oos_threshold"] = calibrated_threshold(probs, data.validation, data.labels,
+                                                        cfg.train.oos_rule, cfg.train.oos_share)
+        summary["oos_rule"] = cfg.train.oos_rule
     if not PartialState().is_main_process:
         return summary
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
