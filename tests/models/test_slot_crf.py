@@ -13,21 +13,14 @@ from torchcrf import CRF
 
 from dialogtune.checkpoint import load_trainable, save_tensors, trainable_state
 from dialogtune.config import StrategyConfig
-from dialogtune.data.encode.intent import LabelMap
 from dialogtune.data.encode.nlu import nlu_batches
 from dialogtune.data.encode.slots import IGNORE, SlotLabelMap
-from dialogtune.data.records import NluExample, Span
 from dialogtune.models.nlu import load_nlu_model, nlu_loss, predict_slots, slot_crf
 from dialogtune.models.slot_crf import FORBIDDEN, BioCrf, compact_left
 from dialogtune.strategies import apply_strategy, names
 from dialogtune.strategies.base import CLASSIFIER
 
-EXAMPLES = [NluExample("send money to friend", "transfer", (Span("to", 14, 20),)),
-            NluExample("check my balance", "balance"),
-            NluExample("transfer money to my account", "transfer", (Span("to", 18, 28),)),
-            NluExample("how much money do i have", "balance")]
-INTENTS = LabelMap(["balance", "transfer"])
-SLOTS = SlotLabelMap(["to"])
+from test_nlu_model import EXAMPLES, INTENTS, SLOTS  # the same four examples
 TWO_SLOTS = SlotLabelMap(["from", "to"])  # O B-from I-from B-to I-to
 
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import FAST, nlu_records, tiny_nlu_bert, write_jsonl
+from helpers import FAST
 from safetensors.torch import load_file
 
 from dialogtune.cli import main
@@ -16,16 +16,7 @@ from dialogtune.errors import ConfigError
 from dialogtune.inference.nlu import NluPredictor
 from dialogtune.models.nlu import slot_crf
 from dialogtune.pipeline import evaluate_run, train_run
-
-
-@pytest.fixture(scope="module")
-def nlu_bert(tmp_path_factory) -> str:
-    return tiny_nlu_bert(tmp_path_factory.mktemp("nlu_bert"))
-
-
-@pytest.fixture(scope="module")
-def nlu_data(tmp_path_factory) -> Path:
-    return write_jsonl(tmp_path_factory.mktemp("nlu_data") / "train.jsonl", nlu_records())
+from test_nlu_task import nlu_bert, nlu_data  # noqa: F401  (the same module fixtures)
 
 
 def config(run: Path, data: Path, model: str, *overrides: str):
