@@ -20,19 +20,12 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 
-@torch.no_grad()
 def pooled_and_logits(model, tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    from dialogtune.data.encode.batching import pad_batch
-    from dialogtune.data.encode.intent import encode_texts
+    """Sentence embeddings and logits, through the predictors' own batching."""
+    from dialogtune.inference.intent import batched_features, batched_rows
 
-    ids, pooled, logits = encode_texts(tokenizer, texts, 64), [], []
-    model.eval()
-    for start in range(0, len(ids), 128):
-        batch = pad_batch(ids[start:start + 128], tokenizer.pad_token_id or 0)
-        out, features = model(**batch, return_features=True)
-        pooled.append(features.float())
-        logits.append(out.float())
-    return torch.cat(pooled).numpy(), torch.cat(logits).numpy()
+    pooled = batched_features(model, tokenizer, texts, 64)  # also puts the model in eval mode
+    return pooled, batched_rows(lambda batch: model(**batch), tokenizer, texts, 64)
 
 
 def features(keep: Path) -> dict[str, np.ndarray]:

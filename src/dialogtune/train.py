@@ -190,8 +190,7 @@ def fit(model: nn.Module, batches: BatchSource, loss_fn: LossFn, evaluate: EvalF
 
 def _agreed_precision(accelerator, requested: str) -> str:
     """The precision every rank trains in: ``auto`` times matmuls, and a probe on busy cores
-    can land either side of the cut when the cores are busy, so rank 0's choice is sent to
-    all ranks."""
+    can land either side of the cut, so rank 0's choice is sent to all ranks."""
     chosen = [resolve_precision(requested, accelerator.device.type)]
     if accelerator.num_processes > 1:
         from accelerate.utils import broadcast_object_list

@@ -38,11 +38,12 @@ class BatchSource:
         """The batches this rank trains on in ``epoch`` (equal counts on every rank)."""
         order = list(range(len(self.lengths)))
         rng = random.Random(self.seed * 1_000_003 + epoch)
-        if self.labels is not None and self.per_label > 1:
+        by_label = self.labels is not None and self.per_label > 1
+        if by_label:
             order = label_runs(self.labels, self.per_label, rng)
         elif self.shuffle:
             rng.shuffle(order)
-        if self.group_by_length and not (self.labels is not None and self.per_label > 1):
+        if self.group_by_length and not by_label:
             window = self.batch_size * LENGTH_WINDOW_BATCHES
             order = [i for start in range(0, len(order), window)
                      for i in sorted(order[start:start + window], key=lambda j: self.lengths[j])]
