@@ -29,6 +29,7 @@ from .errors import DialogtuneError
 from .precision import autocast, resolve_precision
 from .resources import ThreadGovernor, available_threads, threads_from_environment
 from .runs.layout import RunDir
+from .utilisation import FlopMeter, batch_positions, significant
 
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
 EvalFn = Callable[[nn.Module], dict[str, float]]
@@ -68,6 +69,7 @@ class FitResult:
     best_metrics: dict[str, float] = field(default_factory=dict)
     stopped_early: bool = False
     precision: str = "fp32"
+    utilisation: dict[str, float | None] = field(default_factory=dict)  # FlopMeter.summary
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,8 @@ def fit(model: nn.Module, batches: BatchSource, loss_fn: LossFn, evaluate: EvalF
     if progress["best_epoch"] is not None:
         load_trainable(model, RunDir(run_dir).best)
     return FitResult(progress["step"], progress["seconds"], progress["best_epoch"],
-                     progress["best_metrics"], stopped_early, loop.precision)
+                     progress["best_metrics"], stopped_early, loop.precision,
+                     loop.meter.summary(progress["flops"], progress["seconds"]))
 
 
 def _agreed_precision(accelerator, requested: str) -> str:
@@ -239,7 +242,7 @@ class _Loop:
         self.checkpoint_dir = RunDir(run_dir).checkpoint.path
         self.progress: dict[str, Any] = {
             "step": 0, "epoch": 0, "batch": 0, "best": None, "best_epoch": None,
-            "bad_epochs": 0, "seconds": 0.0, "best_metrics": {}}
+            "bad_epochs": 0, "seconds": 0.0, "best_metrics": {}, "flops": 0.0}
         self.log = RunLog(RunDir(run_dir).log, accelerator.is_main_process)
         self.precision = _agreed_precision(accelerator, cfg.precision)
         self.progress["precision"] = self.precision  # checkpointed with the rest
@@ -254,6 +257,7 @@ class _Loop:
             _restore_schedule(self.scheduler, self.progress["step"])
         # a resumed run goes on in the precision it started in, whatever the probe says now
         self.precision = self.progress.setdefault("precision", self.precision)
+        self.progress.setdefault("flops", 0.0)  # checkpoints written before MFU was logged
 
     def prepare(self) -> None:
         """Wrap for the launch (DDP, ...), and start the clock and the progress bar."""
@@ -265,12 +269,21 @@ class _Loop:
         # Losses since the last log line, logged as their mean. Kept in ``progress`` so it
         # is checkpointed: a resumed run must log the same means as an uninterrupted one.
         self.window: list[float] = self.progress.setdefault("loss_window", [])
+        # [FLOPs since the last log line, seconds at it]: checkpointed like the losses
+        self.window_flops = self.progress.setdefault("window_flops",
+                                                     [0.0, self.progress["seconds"]])
+        # a resumed run scales by the count it started with: per-position FLOPs differ a
+        # little between batches (attention grows with length, a head runs per sequence)
+        self.meter = FlopMeter(self.precision, self.accelerator.device.type,
+                               self.progress.get("flops_per_position"))
 
     def train_step(self, batch: dict[str, torch.Tensor], loss_fn: LossFn) -> None:
         device, progress = self.accelerator.device, self.progress
-        with autocast(self.precision, device.type):
-            loss = loss_fn(self.model, {k: v.to(device) for k, v in batch.items()})
-        self.accelerator.backward(loss)
+        positions = batch_positions(batch)
+        with self.meter.step(positions):
+            with autocast(self.precision, device.type):
+                loss = loss_fn(self.model, {k: v.to(device) for k, v in batch.items()})
+            self.accelerator.backward(loss)
         if self.cfg.grad_clip:
             self.accelerator.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
@@ -282,13 +295,25 @@ class _Loop:
         self.bar.update(1)
         self.bar.set_postfix(loss=f"{loss.item():.4f}", epoch=progress["epoch"] + 1)
         self.window.append(loss.item())
+        flops = self.meter.flops(positions)
+        progress["flops_per_position"] = self.meter.per_position
+        progress["flops"] += flops
+        self.window_flops[0] += flops
         if progress["step"] % LOG_EVERY == 0 or progress["step"] == self.total:
-            self.log.write({"step": progress["step"], "epoch": progress["epoch"] + 1,
-                            "loss": round(sum(self.window) / len(self.window), 6),
-                            "lr": self.scheduler.get_last_lr()[0],
-                            "seconds": round(progress["seconds"], 2),
-                            "precision": self.precision, "threads": torch.get_num_threads()})
-            self.window.clear()
+            self._log_window()
+
+    def _log_window(self) -> None:
+        """One train_log.jsonl line: the window's mean loss and its MFU."""
+        progress, (flops, since) = self.progress, self.window_flops
+        mfu = self.meter.mfu(flops, progress["seconds"] - since)
+        self.log.write({"step": progress["step"], "epoch": progress["epoch"] + 1,
+                        "loss": round(sum(self.window) / len(self.window), 6),
+                        "lr": self.scheduler.get_last_lr()[0],
+                        "seconds": round(progress["seconds"], 2),
+                        "precision": self.precision, "threads": torch.get_num_threads(),
+                        "mfu": significant(mfu)})
+        self.window.clear()
+        self.window_flops[:] = [0.0, progress["seconds"]]
 
     def checkpoint(self) -> None:
         rng_states = _rng_states_of_all_ranks(self.accelerator)  # collective: all ranks join

@@ -109,7 +109,7 @@ def _summary(cfg: RunConfig, source: str, data: LMData, result: FitResult, train
             "tokens_per_second": round(counter.get("tokens", 0) / seconds, 2),
             "trained_tokens_per_second": round(counter.get("trained", 0) / seconds, 2),
             "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-            "precision": result.precision}
+            "precision": result.precision, **result.utilisation}
 
 
 def _write_run(run: RunDir, model, cfg: RunConfig, result: FitResult, summary: dict) -> None:

@@ -203,7 +203,7 @@ def write_intent_run(run: RunDir, model, tokenizer, data: IntentData, cfg: RunCo
                "validation_examples": len(data.validation), "labels": len(data.labels),
                "steps": result.steps, "train_seconds": round(result.train_seconds, 2),
                "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-               "precision": result.precision, **(extra or {})}
+               "precision": result.precision, **(extra or {}), **result.utilisation}
     if data.validation:
         probs = probabilities(data.validation)
         summary["oos_threshold"] = calibrated_threshold(probs, data.validation, data.labels,
