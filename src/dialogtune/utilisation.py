@@ -25,7 +25,7 @@ from .precision import DTYPES, matmul_gflops
 # machine, 2 threads: 512² ran at 317 GFLOP/s fp32 and 1,426 bf16, 2048² at 436 and 3,339),
 # which would inflate MFU up to 2.3x; the peak is therefore timed at 2048², unless that would take over half a second (bf16
 # emulated on an AVX2 CPU runs at ~0.4 GFLOP/s: 40 s per 2048² product).
-PEAK_SIZE = 2048
+PEAK_SIZE = {"cpu": 2048, "cuda": 8192}  # a GPU needs larger products to reach its peak
 PEAK_PROBE_SECONDS = 0.5
 
 
@@ -33,11 +33,10 @@ PEAK_PROBE_SECONDS = 0.5
 def matmul_peak(precision: str, device: str = "cpu") -> float:
     """GFLOP/s of the best large matmul in ``precision`` on ``device``, once per process."""
     dtype = DTYPES[precision]
-    small = matmul_gflops(dtype, device)
-    seconds_at_peak_size = 2 * PEAK_SIZE ** 3 / (small * 1e9)
-    if seconds_at_peak_size > PEAK_PROBE_SECONDS:
+    small, size = matmul_gflops(dtype, device), PEAK_SIZE.get(device, PEAK_SIZE["cpu"])
+    if 2 * size ** 3 / (small * 1e9) > PEAK_PROBE_SECONDS:
         return small
-    return max(small, matmul_gflops(dtype, device, size=PEAK_SIZE))
+    return max(small, matmul_gflops(dtype, device, size=size))
 
 
 def batch_positions(batch: dict[str, torch.Tensor]) -> int:

@@ -15,6 +15,7 @@ from ..config import RunConfig, read_run_config
 from ..data.encode.chat import end_of_turn_ids, ensure_chat_template, render_prompt_ids
 from ..data.tool_calls import CALL_OPEN, ParsedReply, ToolCall, parse_reply
 from ..errors import DialogtuneError, PromptError
+from ..models.devices import model_device
 from ..models.lm import load_lm
 from ..models.loading import LoadPolicy
 from ..runs.layout import RunDir
@@ -112,7 +113,7 @@ class ChatPredictor:
             raise PromptError(f"the prompt is {len(ids)} tokens; with max_tokens "
                               f"{max_new_tokens} it exceeds the model's context of {limit} "
                               "tokens (send fewer or shorter messages)")
-        return torch.tensor([ids])
+        return torch.tensor([ids], device=model_device(self.model))
 
     def check_prompt(self, messages: list[dict], max_new_tokens: int,
                      tools: list[dict] | None = None) -> int:

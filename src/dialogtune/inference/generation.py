@@ -60,7 +60,7 @@ def decode(model: nn.Module, input_ids: torch.Tensor, max_new_tokens: int,
     for _ in range(max_new_tokens):
         logits = out.logits[0, -1]
         if processor is not None:
-            seen = torch.cat([input_ids, torch.tensor([generated], dtype=input_ids.dtype)], 1)
+            seen = torch.cat([input_ids, input_ids.new_tensor([generated])], 1)
             logits = processor(seen, logits[None])[0]
         token = _next_token(logits, temperature, top_p, generator)
         if token in stop_ids:
@@ -70,7 +70,7 @@ def decode(model: nn.Module, input_ids: torch.Tensor, max_new_tokens: int,
             streamer.put(torch.tensor([token]))
         if halt is not None and halt():
             break
-        out = base(input_ids=torch.tensor([[token]]), cache=cache, use_cache=True)
+        out = base(input_ids=input_ids.new_tensor([[token]]), cache=cache, use_cache=True)
         cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
     if streamer is not None:
         streamer.end()

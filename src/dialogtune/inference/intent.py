@@ -14,6 +14,7 @@ from ..config import RunConfig, read_run_config
 from ..data.encode.intent import LabelMap, encode_texts
 from ..data.encode.batching import pad_batch
 from ..errors import DialogtuneError
+from ..models.devices import on_model_device
 from ..models.loading import LoadPolicy, load_intent_model
 from ..runs.layout import RunDir
 from ..strategies import CLASSIFIER, apply_strategy
@@ -32,7 +33,7 @@ def batched_rows(compute, tokenizer, texts: list[str], max_length: int,
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         batch = pad_batch([ids[i] for i in chunk], pad_id)
-        rows.update(zip(chunk, compute(batch).float().numpy()))
+        rows.update(zip(chunk, compute(batch).float().cpu().numpy()))
     if rows:
         out = np.stack([rows[i] for i in range(len(ids))])
     return out
@@ -42,7 +43,8 @@ def batched_probabilities(model: nn.Module, tokenizer, texts: list[str], max_len
                           batch_size: int = 64) -> np.ndarray:
     """Class probabilities for ``texts``."""
     model.eval()
-    return batched_rows(lambda batch: torch.softmax(model(**batch).float(), dim=-1),
+    return batched_rows(lambda batch: torch.softmax(model(**on_model_device(batch, model)).float(),
+                                                      dim=-1),
                         tokenizer, texts, max_length, batch_size)
 
 
@@ -50,7 +52,7 @@ def batched_features(model: nn.Module, tokenizer, texts: list[str], max_length: 
                      batch_size: int = 64) -> np.ndarray:
     """The intent model's pooled sentence embeddings (its head's input) for ``texts``."""
     model.eval()
-    return batched_rows(lambda batch: model(**batch, return_features=True)[1],
+    return batched_rows(lambda batch: model(**on_model_device(batch, model), return_features=True)[1],
                         tokenizer, texts, max_length, batch_size)
 
 

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from ..data.encode.chat import IGNORE, assistant_spans, neutralize, tokenize_with_spans
 from ..data.encode.intent import LabelMap
 from ..errors import DialogtuneError
+from ..models.devices import model_device
 
 # Calibrating against a content-free message (domain-conditional PMI, Holtzman et al. 2021;
 # contextual calibration, Zhao et al. 2021): measured on the example intents (144 test
@@ -80,24 +81,27 @@ class ZeroShotIntentPredictor:
         prompt, replies = self.encode(text)
         # logits of the prompt's last position only: the vocabulary projection is ~1/6 of
         # SmolLM2's forward FLOPs at 49k tokens
-        out = self.model(input_ids=torch.tensor([prompt]), use_cache=True, logits_to_keep=1)
+        device = model_device(self.model)
+        out = self.model(input_ids=torch.tensor([prompt], device=device), use_cache=True,
+                         logits_to_keep=1)
         first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
         width, count = max(map(len, replies)), len(replies)
         ids = torch.zeros(count, width, dtype=torch.long)
         mask = torch.zeros(count, width, dtype=torch.bool)
         for row, reply in enumerate(replies):
             ids[row, :len(reply)], mask[row, :len(reply)] = torch.tensor(reply), True
+        ids, mask = ids.to(device), mask.to(device)
         cache = getattr(out, "cache", None) or out.past_key_values  # renamed in transformers 5
         cache.batch_repeat_interleave(count)
-        attention = torch.cat([torch.ones(count, len(prompt), dtype=torch.long),
+        attention = torch.cat([torch.ones(count, len(prompt), dtype=torch.long, device=device),
                                mask.long()], dim=1)
-        positions = torch.arange(len(prompt), len(prompt) + width).expand(count, -1)
+        positions = torch.arange(len(prompt), len(prompt) + width, device=device).expand(count, -1)
         logits = self.model(input_ids=ids, attention_mask=attention, position_ids=positions,
                             cache=cache, use_cache=True).logits.float()
         following = torch.log_softmax(logits[:, :-1], dim=-1).gather(
             2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
         total = first[ids[:, 0]] + (following * mask[:, 1:]).sum(dim=1)
-        return total.numpy(), mask.sum(dim=1).numpy()
+        return total.cpu().numpy(), mask.sum(dim=1).cpu().numpy()
 
     @functools.cached_property
     def prior(self) -> np.ndarray:

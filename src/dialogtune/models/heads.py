@@ -50,7 +50,8 @@ def class_means(features: torch.Tensor, label_ids: torch.Tensor, num_labels: int
                 ) -> torch.Tensor:
     """The mean of each label's unit-length feature vectors (zeros for a label with none)."""
     unit = F.normalize(features.float(), dim=-1)
-    sums = torch.zeros(num_labels, unit.shape[1]).index_add_(0, label_ids, unit)
+    label_ids = label_ids.to(unit.device)
+    sums = unit.new_zeros(num_labels, unit.shape[1]).index_add_(0, label_ids, unit)
     counts = torch.bincount(label_ids, minlength=num_labels).clamp(min=1).unsqueeze(1)
     return sums / counts
 

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .devices import on_model_device
+
 IGNORE = -100
 
 
@@ -122,7 +124,7 @@ def mean_nll(model: nn.Module, items: list, pad_id: int) -> dict[str, float]:
     total, count = 0.0, 0
     for item in items:
         batch = lm_batches([item], 1, pad_id, 0).collate([0])
-        nll, n = token_nll(model, batch)
+        nll, n = token_nll(model, on_model_device(batch, model))
         total, count = total + float(nll), count + n
     model.train(was_training)
     nll = total / count if count else float("nan")

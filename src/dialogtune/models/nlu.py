@@ -26,6 +26,7 @@ from torch import nn
 
 from ..data.encode.slots import IGNORE, Alignment, SlotLabelMap, SlotPrediction, decode_spans
 from ..data.encode.slots import encode_texts
+from .devices import on_model_device
 from .loading import add_vocabulary, load_encoder, load_tokenizer, pool_hidden
 from .slot_crf import BioCrf
 
@@ -161,7 +162,7 @@ def read_nlu(model, tokenizer, texts: list[str], max_length: int,
         width = max(len(x) for x in chunk)
         input_ids = torch.tensor([x + [pad_id] * (width - len(x)) for x in chunk])
         mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in chunk])
-        out = model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device))
+        out = model(**on_model_device({"input_ids": input_ids, "attention_mask": mask}, model))
         intent_rows.append(out.intent_logits.float().softmax(-1).cpu().numpy())
         logits = token_logits(out.slot_logits, width).float()
         probs = logits.softmax(-1).cpu().numpy()
