@@ -31,6 +31,24 @@ def test_partial_arguments_give_micro_f1_and_no_exact_match():
     # balance tp 1 → F1 = 2*3 / (2*3 + 2 + 1)
     assert m["argument_f1"] == pytest.approx(6 / 9)
     assert m["name_accuracy"] == 1.0 and m["arguments_exact_match"] == 0.5
+    errors = m["argument_errors"]
+    assert errors["by_key"] == {
+        "TransferMoney.amount": {"missing": 0, "wrong": 1, "extra": 0},
+        "TransferMoney.recipient_account_type": {"missing": 0, "wrong": 0, "extra": 1}}
+    assert errors["examples"] == [{"function": "TransferMoney", "key": "amount",
+                                   "reference": "1630", "generated": "1600"}]
+
+
+def test_argument_errors_rank_keys_by_how_often_they_go_wrong():
+    no_date = ToolCall("Reserve", {"time": "18:30"})
+    reference = ToolCall("Reserve", {"time": "18:30", "date": "2019-03-01"})
+    late = ToolCall("Reserve", {"time": "6:30 pm", "date": "2019-03-01"})
+    m = call_metrics([CallTurn([reference], [no_date]), CallTurn([reference], [no_date]),
+                      CallTurn([reference], [late])])
+    assert list(m["argument_errors"]["by_key"].items()) == [
+        ("Reserve.date", {"missing": 2, "wrong": 0, "extra": 0}),
+        ("Reserve.time", {"missing": 0, "wrong": 1, "extra": 0})]
+    assert m["argument_errors"]["examples"][0]["generated"] == "6:30 pm"
 
 
 def test_missed_call_counts_wrong_and_spurious_call_lowers_precision():

@@ -18,6 +18,10 @@ when the model wrote any call, even one whose body does not parse.
   included) false negatives, the generated calls' other pairs there (wrong function, extra
   calls) false positives. Calls at turns where the reference answers in words count in
   ``call_precision`` only.
+- ``argument_errors``: where the paired calls' arguments go wrong, per function and key
+  (``missing``: the reference has the key and the call lacks it; ``wrong``: both have it
+  with different values; ``extra``: only the call has it), with a few examples of wrong
+  values: what to fix first (a date format, an optional key the model leaves out).
 - ``json_valid_rate``: of all generated call attempts, the share whose body parses (JSON
   with a name and object arguments); ``schema_valid_rate``: the share that also passes the
   function's schema (known name, required keys, enums, types).
@@ -90,6 +94,38 @@ def pair_calls(reference: list[ToolCall], generated: list[ToolCall]
     return pairs, missed, left
 
 
+EXAMPLES_SHOWN = 8
+
+
+def argument_errors(pairs: list[tuple[ToolCall, ToolCall]]) -> dict:
+    """``{"by_key": {"Function.key": {"missing", "wrong", "extra"}}, "examples": [...]}``
+    over paired (reference, generated) calls; keys sorted by their error count."""
+    counts: dict[str, dict[str, int]] = {}
+    examples: list[dict] = []
+    for ref, gen in pairs:
+        for key in sorted(set(ref.arguments) | set(gen.arguments)):
+            kind = _argument_error(ref.arguments, gen.arguments, key)
+            if kind is None:
+                continue
+            row = counts.setdefault(f"{ref.name}.{key}", dict.fromkeys(
+                ("missing", "wrong", "extra"), 0))
+            row[kind] += 1
+            if kind == "wrong" and len(examples) < EXAMPLES_SHOWN:
+                examples.append({"function": ref.name, "key": key,
+                                 "reference": ref.arguments[key],
+                                 "generated": gen.arguments[key]})
+    ranked = sorted(counts.items(), key=lambda item: (-sum(item[1].values()), item[0]))
+    return {"by_key": dict(ranked), "examples": examples}
+
+
+def _argument_error(want: dict, got: dict, key: str) -> str | None:
+    if key not in got:
+        return "missing"
+    if key not in want:
+        return "extra"
+    return None if normal_value(want[key]) == normal_value(got[key]) else "wrong"
+
+
 def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
@@ -105,6 +141,7 @@ def call_metrics(turns: list[CallTurn]) -> dict:
                        "reference_calls", "names_right", "arguments_exact", "pairs_tp",
                        "pairs_fp", "pairs_fn", "call_attempts", "calls_parsed",
                        "calls_schema_valid"), 0)
+    all_pairs: list[tuple[ToolCall, ToolCall]] = []
     for turn in turns:
         c["called_turns"] += turn.called
         c["call_attempts"] += len(turn.generated) + turn.invalid
@@ -117,6 +154,7 @@ def call_metrics(turns: list[CallTurn]) -> dict:
         c["reference_calls"] += len(turn.reference)
         pairs, missed, extra = pair_calls(turn.reference, turn.generated)
         c["names_right"] += len(pairs)
+        all_pairs += pairs
         for ref, gen in pairs:
             want, got = argument_pairs(ref), argument_pairs(gen)
             c["arguments_exact"] += want == got
@@ -132,4 +170,4 @@ def call_metrics(turns: list[CallTurn]) -> dict:
             "argument_f1": _f1(c["pairs_tp"], c["pairs_fp"], c["pairs_fn"]),
             "json_valid_rate": _ratio(c["calls_parsed"], c["call_attempts"]),
             "schema_valid_rate": _ratio(c["calls_schema_valid"], c["call_attempts"]),
-            "scored_turns": len(turns), **c}
+            "scored_turns": len(turns), **c, "argument_errors": argument_errors(all_pairs)}
