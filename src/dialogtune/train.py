@@ -8,7 +8,6 @@ process or under ``accelerate launch`` / ``torchrun`` (DDP, FSDP, DeepSpeed conf
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -26,6 +25,7 @@ from .checkpoint import save_tensors, trainable_state
 from .config import TrainConfig
 from .data.encode.batching import BatchSource
 from .errors import DialogtuneError
+from .optim import fused_supported, lr_lambda, parameter_groups, restore_schedule, total_steps
 from .precision import autocast, resolve_precision
 from .resources import ThreadGovernor, available_threads, threads_from_environment
 from .runs.layout import RunDir
@@ -84,38 +84,6 @@ class EpochEnd:
     metrics: dict[str, float]
 
 
-def lr_lambda(schedule: str, total: int, warmup: int) -> Callable[[int], float]:
-    """Multiplier on the peak rate at ``step``: warm-up then the chosen decay."""
-    def factor(step: int) -> float:
-        if schedule == "constant":
-            return min(1.0, (step + 1) / max(1, warmup))
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        progress = (step - warmup) / max(1, total - warmup)
-        if schedule == "linear":
-            return max(0.0, 1.0 - progress)
-        if schedule == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-        # one-cycle: cosine annealing towards 1/1000 of the peak, as in torch's OneCycleLR
-        return 1e-3 + (1 - 1e-3) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-    return factor
-
-
-def parameter_groups(model: nn.Module, lr: float, head_lr: float | None,
-                     weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: no decay on biases/norms; the randomly initialised head gets ``head_lr``."""
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        is_head = head_lr is not None and "classifier" in name
-        decay = param.ndim > 1 and "norm" not in name.lower()
-        groups.setdefault((is_head, decay), []).append(param)
-    return [{"params": params, "lr": head_lr if is_head else lr,
-             "weight_decay": weight_decay if decay else 0.0}
-            for (is_head, decay), params in sorted(groups.items())]
-
-
 class RunLog:
     """Appends JSON lines to ``train_log.jsonl`` on the main process."""
 
@@ -154,7 +122,7 @@ def fit(model: nn.Module, batches: BatchSource, loss_fn: LossFn, evaluate: EvalF
     # The fused kernel is ~4x faster than the default per-tensor loop on CPU (measured:
     # 13 ms vs 58 ms per step for the 22M-parameter encoder), a large share of a CPU step.
     optimizer = torch.optim.AdamW(parameter_groups(model, lr, head_lr, cfg.weight_decay),
-                                  fused=_fused_supported(model))
+                                  fused=fused_supported(model))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(cfg.schedule, total, int(cfg.warmup_ratio * total)))
     loop = _Loop(accelerator, model, optimizer, scheduler, cfg, run_dir, total)
@@ -226,12 +194,6 @@ def _steps_per_epoch(batches: BatchSource, world: int) -> int:
     return per_epoch
 
 
-def total_steps(per_epoch: int, cfg: TrainConfig) -> int:
-    """Optimizer steps of the whole run, per process: epochs, at least min_steps, capped."""
-    total = max(1, math.ceil(cfg.epochs * per_epoch), cfg.min_steps)
-    return min(total, cfg.max_steps) if cfg.max_steps else total
-
-
 class _Loop:
     """The state one run carries from step to step, and what it does with it each step."""
 
@@ -254,7 +216,7 @@ class _Loop:
         if found is not None:
             self.progress = load_checkpoint(found, self.raw_model, self.optimizer,
                                             self.accelerator.process_index)
-            _restore_schedule(self.scheduler, self.progress["step"])
+            restore_schedule(self.scheduler, self.progress["step"])
         # a resumed run goes on in the precision it started in, whatever the probe says now
         self.precision = self.progress.setdefault("precision", self.precision)
         self.progress.setdefault("flops", 0.0)  # checkpoints written before MFU was logged
@@ -364,17 +326,3 @@ def _rng_states_of_all_ranks(accelerator) -> torch.Tensor:
         return state
     # NCCL (multi-GPU) gathers device tensors only; gloo takes the CPU tensor as it is
     return accelerator.gather(state.to(accelerator.device)).cpu()
-
-
-def _fused_supported(model: nn.Module) -> bool:
-    return all(p.dtype in (torch.float32, torch.float16, torch.bfloat16)
-               and p.device.type in ("cpu", "cuda") for p in model.parameters() if p.requires_grad)
-
-
-def _restore_schedule(scheduler: torch.optim.lr_scheduler.LambdaLR, step: int) -> None:
-    """Put a freshly built LambdaLR at ``step`` without replaying the steps."""
-    scheduler.last_epoch = step
-    for group, base, fn in zip(scheduler.optimizer.param_groups, scheduler.base_lrs,
-                               scheduler.lr_lambdas):
-        group["lr"] = base * fn(step)
-    scheduler._last_lr = [g["lr"] for g in scheduler.optimizer.param_groups]

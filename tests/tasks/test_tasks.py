@@ -22,7 +22,7 @@ from helpers import SRC
 
 # Components: what tasks are built from. They never import a task (or the task lookup).
 COMPONENTS = ("data", "models", "strategies", "train", "evaluate", "checkpoint", "atomic",
-              "runs", "precision", "utilisation")
+              "runs", "precision", "utilisation", "optim")
 FORBIDDEN = ("dialogtune.tasks", "dialogtune.pipeline")
 # Users of trained runs (inference/, export/) may ask the task registry what a run is
 # (``dialogtune.tasks.get_task(cfg.task).model_kind``), never import a task module itself.

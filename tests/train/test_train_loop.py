@@ -8,7 +8,8 @@ import pytest
 
 from dialogtune.resources import CpuSample, ThreadGovernor, available_threads, cgroup_cpu_limit
 from dialogtune.resources import others_busy_cores, read_cpu_sample, threads_beside, usable_cores
-from dialogtune.train import Objective, lr_lambda
+from dialogtune.optim import lr_lambda
+from dialogtune.train import Objective
 
 
 def test_objective_breaks_accuracy_ties_by_validation_loss():

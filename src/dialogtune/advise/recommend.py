@@ -4,7 +4,7 @@ with on this machine, and how long that run will take, estimated from measured s
 The estimate is a sum of measured parts (see ``measure.py``), printed with its numbers:
 imports + start (model, data) + steps × seconds per step + epoch ends × seconds per epoch
 end (validation, checkpoint) + final files. The steps follow the task's own rule
-(``train.total_steps``: its epochs, at least ``train.min_steps``), so the estimate describes
+(``optim.total_steps``: its epochs, at least ``train.min_steps``), so the estimate describes
 the command it recommends, which states the epochs explicitly.
 """
 
@@ -90,7 +90,7 @@ class Estimate:
 def plan(measurement: Measurement, train: TrainConfig, import_seconds: float,
          cold: Measurement | None = None) -> Estimate:
     """The estimate for training with ``train`` (its epochs, min_steps and max_steps)."""
-    from ..train import total_steps
+    from ..optim import total_steps
 
     steps = total_steps(measurement.steps_per_epoch, train)
     return Estimate(measurement, train.epochs, steps,
@@ -108,7 +108,7 @@ def planned_epochs(train: TrainConfig, per_epoch: int) -> float:
     """The passes the task's defaults give this data: its epochs, or more where the data is
     small and ``train.min_steps`` sets the length (intent: 100 steps), written as epochs
     (rounded down: the run still takes its min_steps) so the command states them."""
-    from ..train import total_steps
+    from ..optim import total_steps
 
     return max(train.epochs, math.floor(total_steps(per_epoch, train) / per_epoch * 100) / 100)
 
