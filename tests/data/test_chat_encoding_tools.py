@@ -12,7 +12,8 @@ from dialogtune.data.encode.chat import (IGNORE, dialogue_tools, encode_dialogue
                                          render)
 from dialogtune.data.encode.tools import template_renders_tools
 from dialogtune.data.formats import read_dialogues
-from dialogtune.data.tool_calls import ToolCall, call_problems, function_specs, parse_reply
+from dialogtune.data.tool_calls import (ToolCall, call_problems, function_specs, in_schema_order,
+                                        parse_reply)
 from dialogtune.errors import DataError
 
 BALANCE = {"type": "function", "function": {
@@ -137,3 +138,62 @@ def test_a_template_that_renders_tools_gets_them_natively_and_trains_the_call(tm
                                 if lab != IGNORE])
     assert 'CALL check_balance {"account": "checking"}' in trained
     assert "TOOLS" not in trained and "5118.77" not in trained.replace("$5,118.77", "")
+
+
+BOOK = {"type": "function", "function": {
+    "name": "book", "parameters": {"type": "object", "properties": {
+        "restaurant": {"type": "string"}, "time": {"type": "string"},
+        "guests": {"type": "object", "properties": {"adults": {"type": "string"},
+                                                     "children": {"type": "string"}}}},
+        "required": ["restaurant"]}}}
+# alphabetical, as SGD writes them: not the schema's order, which decoding must follow
+BOOKING = {"tools": [BOOK], "messages": [
+    {"role": "user", "content": "A table at Bird Dog at 7 for two adults and a child"},
+    {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
+        "function": {"name": "book", "arguments": json.dumps(
+            {"extra": "kept", "guests": {"children": "1", "adults": "2"},
+             "restaurant": "Bird Dog", "time": "19:00"})}}]},
+    {"role": "tool", "tool_call_id": "c1", "content": "{\"ok\": true}"},
+    {"role": "assistant", "content": "Booked."}]}
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["builtin", "template"])
+def test_call_arguments_are_trained_in_their_schemas_order(tmp_path, native):
+    """Constrained decoding writes keys in schema order only (llguidance), so training
+    writes them so too, nested objects included; keys the schema lacks come last."""
+    tokenizer = build_tokenizer("chatml")
+    if native:
+        tokenizer.chat_template = NATIVE_TEMPLATE
+    dialogue = read_one(tmp_path, BOOKING)
+    text = render(tokenizer, message_dicts(dialogue), tools=dialogue_tools(dialogue))
+    assert ('{"restaurant": "Bird Dog", "time": "19:00", "guests": {"adults": "2", '
+            '"children": "1"}, "extra": "kept"}') in text
+
+
+def test_the_order_trained_is_the_order_the_decoding_grammar_accepts():
+    from dialogtune.inference.tool_decoding import call_grammar, resolve_tool_choice
+
+    grammar = call_grammar([BOOK], resolve_tool_choice("required", [BOOK]))
+    arguments = {"time": "19:00", "restaurant": "Bird Dog"}
+    ordered = in_schema_order(ToolCall("book", arguments), function_specs([BOOK]))
+    assert grammar_accepts(grammar, ordered.to_text())
+    assert not grammar_accepts(grammar, ToolCall("book", arguments).to_text())
+
+
+class ByteTokenizer:
+    """One token per byte, plus an end token: llguidance's view of plain text."""
+
+    tokens = [bytes([i]) for i in range(256)] + [b"<end>"]
+    eos_token_id, bos_token_id = 256, None
+
+    def __call__(self, text: bytes) -> list[int]:
+        return list(text)
+
+
+def grammar_accepts(grammar: str, text: str) -> bool:
+    """Whether the llguidance grammar takes ``text`` (byte by byte)."""
+    import llguidance
+
+    tokenizer = llguidance.LLTokenizer(llguidance.TokenizerWrapper(ByteTokenizer()))
+    matcher = llguidance.LLMatcher(tokenizer, llguidance.LLMatcher.grammar_from_lark(grammar))
+    return all(matcher.consume_token(byte) for byte in text.encode()) and not matcher.is_error()

@@ -72,6 +72,36 @@ def function_specs(tools: Any) -> dict[str, dict]:
     return specs
 
 
+def in_schema_order(call: ToolCall, specs: dict[str, dict]) -> ToolCall:
+    """``call`` with its arguments (and those of nested objects) in the order its
+    function's schema lists them; keys the schema does not list follow as given.
+
+    Constrained decoding writes an object's keys in schema order only (llguidance fixes
+    it), so a model must be trained on that order too. Trained on sgd_restaurants_tools'
+    alphabetical order instead, SmolLM2 was made to start with ``restaurant_name``, then
+    closed the object after ``time`` as it had learnt to: ``date`` and ``party_size`` were
+    missing from all 18 paired bookings and 3 of 40 calls had exact arguments.
+    """
+    spec = specs.get(call.name)
+    if spec is None:
+        return call
+    return ToolCall(call.name, _ordered(call.arguments, spec["parameters"]), call.id)
+
+
+def _ordered(value: Any, schema: Any) -> Any:
+    if not isinstance(schema, dict):
+        return value
+    if isinstance(value, dict):
+        properties = schema.get("properties")
+        if not isinstance(properties, dict):
+            return value
+        keys = [k for k in properties if k in value] + [k for k in value if k not in properties]
+        return {k: _ordered(value[k], properties.get(k)) for k in keys}
+    if isinstance(value, list):
+        return [_ordered(item, schema.get("items")) for item in value]
+    return value
+
+
 def openai_tools(tools: Any) -> list[dict]:
     """``tools`` in the OpenAI form (bare functions wrapped as ``{"type": "function"}``)."""
     return [{"type": "function", "function": spec} for spec in function_specs(tools).values()]

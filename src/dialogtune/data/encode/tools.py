@@ -11,6 +11,9 @@ built-in format instead, written into plain messages before templating:
   (after any words the turn says first), so it is trained like any reply;
 - a result is its own turn of role ``tool``, never trained (only assistant turns are).
 
+In both forms a call's arguments are written in the order its function's schema lists
+them (``tool_calls.in_schema_order``): constrained decoding can only write that order.
+
 Compact on purpose: SGD's banking functions take 143 SmolLM2 tokens each as OpenAI JSON,
 115 without JSON's spaces and 62 compact (restaurants: 205 / 165 / 81), and results are
 re-dumped without spaces (lossless; restaurant dialogues 49 tokens shorter on average).
@@ -24,7 +27,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..tool_calls import ToolCall, calls_from_openai, function_specs, openai_tools
+from ..tool_calls import (ToolCall, calls_from_openai, function_specs, in_schema_order,
+                          openai_tools)
 
 PROBE_TOOL = "dialogtune_probe_function"
 TOOLS_INTRO = ("You can call these tools. To call one, reply with "
@@ -97,7 +101,7 @@ def compact_result(content: str) -> str:
 
 def builtin_messages(messages: list[dict], tools: Any, detail: str = "compact") -> list[dict]:
     """Plain ``{"role", "content"}`` messages in the built-in format (see module doc)."""
-    out = []
+    out, specs = [], function_specs(tools)
     if tools:
         block = f"{TOOLS_INTRO}\n{tool_lines(tools, detail)}"
         if messages and messages[0].get("role") == "system":
@@ -107,7 +111,8 @@ def builtin_messages(messages: list[dict], tools: Any, detail: str = "compact") 
     for message in messages:
         role, content = message.get("role"), message.get("content") or ""
         if role == "assistant" and message.get("tool_calls"):
-            calls = [c.to_text() for c in calls_from_openai(message["tool_calls"])]
+            calls = [in_schema_order(c, specs).to_text()
+                     for c in calls_from_openai(message["tool_calls"])]
             content = "\n".join(([content.strip()] if content.strip() else []) + calls)
         elif role == "tool":
             content = compact_result(content)
@@ -115,13 +120,13 @@ def builtin_messages(messages: list[dict], tools: Any, detail: str = "compact") 
     return out
 
 
-def structured_messages(messages: list[dict]) -> list[dict]:
+def structured_messages(messages: list[dict], tools: Any = None) -> list[dict]:
     """Messages for a template that renders tools itself: arguments as objects (the
-    Hugging Face convention), other fields as given."""
-    out = []
+    Hugging Face convention) in their schema's order, other fields as given."""
+    out, specs = [], function_specs(tools)
     for message in messages:
         if message.get("tool_calls"):
-            calls = calls_from_openai(message["tool_calls"])
+            calls = [in_schema_order(c, specs) for c in calls_from_openai(message["tool_calls"])]
             message = {**message, "tool_calls": [
                 {"id": c.id, "type": "function",
                  "function": {"name": c.name, "arguments": c.arguments}} for c in calls]}
@@ -135,7 +140,7 @@ def template_messages(tokenizer, messages: list[dict], tools: Any = None
     if not uses_tools(messages, tools):
         return messages, {}
     if template_renders_tools(tokenizer):
-        return structured_messages(messages), ({"tools": openai_tools(tools)} if tools else {})
+        return structured_messages(messages, tools), ({"tools": openai_tools(tools)} if tools else {})
     return builtin_messages(messages, tools), {}
 
 
