@@ -41,8 +41,7 @@ def evaluate(
     For intent runs, test labels the run never saw are out of scope: the metrics then
     include their detection (recall, precision, F1, AUROC, the F1-best threshold).
     ``--zero-shot --model M``: the same intent metrics for a chat model with no tuning.
-    Preference runs: preference accuracy and mean margin on held-out pairs (``--data``), and
-    with ``--chat-data`` the chat metrics on held-out dialogues.
+    Preference runs: accuracy and margin on held-out pairs, chat metrics with --chat-data.
     """
     policy = load_policy(trust_remote_code, allow_pickle)
     if zero_shot:
