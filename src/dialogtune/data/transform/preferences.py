@@ -22,6 +22,7 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from ..encode.chat import dialogue_tools, message_dicts
@@ -62,11 +63,15 @@ def known_texts(messages: list[dict]) -> list[str]:
 
 
 def _replacement(value: Value, other: Value) -> str:
-    """``other`` written as ``value`` is: a number keeps the reply's currency sign."""
+    """``other`` written as ``value`` is: a number keeps the reply's currency sign and its
+    thousands commas or their absence (a format cue must not give the rejected reply away)."""
     if value.kind != "number":
         return other.text
     sign = CURRENCY.match(value.text)
-    return (sign[0] if sign else "") + CURRENCY.sub("", other.text)
+    digits = CURRENCY.sub("", other.text).replace(",", "")
+    if "," in value.text:
+        digits = format(Decimal(digits), ",f")
+    return (sign[0] if sign else "") + digits
 
 
 def corrupt_reply(reply: str, known: list[str], rng: random.Random) -> str | None:
