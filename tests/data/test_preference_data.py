@@ -98,15 +98,14 @@ def test_tool_context_encodes_as_chat_sft_with_loss_on_the_final_reply(folder, t
         item.rejected.trained
 
 
-def test_a_pair_is_one_packed_row_with_its_sequences_marked(folder, tmp_path):
+def test_a_batch_holds_each_pair_side_by_side_as_padded_rows(folder, tmp_path):
     _, tokenizer, _ = load_causal_lm(folder)
     records = read(tmp_path, [{"messages": CONTEXT, "chosen": GOOD, "rejected": BAD},
                               {"messages": CONTEXT, "completion": GOOD, "label": False}])
     items, _ = encode_preferences(tokenizer, records)
     batch = collate_preferences(items, tokenizer.pad_token_id)
     lengths = [len(s.input_ids) for item in items for s, _ in item.sequences()]
-    assert batch["input_ids"].shape == (1, sum(lengths))
-    assert batch["sequence_ids"][0].bincount().tolist() == lengths
+    assert batch["input_ids"].shape == (3, max(lengths))
+    assert batch["attention_mask"].sum(1).tolist() == lengths
     assert batch["chosen_mask"].tolist() == [True, False, False]
     assert batch["pair_ids"].tolist() == [0, 0, 1]
-    assert batch["position_ids"][0, lengths[0]] == 0  # positions restart per sequence

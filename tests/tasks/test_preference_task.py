@@ -72,19 +72,19 @@ def test_reference_is_the_base_model_with_the_adapter_off(folder, pairs):
     assert not torch.allclose(policy, expected, atol=1e-3)
 
 
-def test_packed_log_probs_equal_one_forward_per_sequence(folder, pairs):
+def test_batched_log_probs_equal_one_forward_per_sequence(folder, pairs):
     model, tokenizer, _ = load_causal_lm(folder)
     batch = batch_of(tokenizer, pairs)
     items, _ = encode_preferences(tokenizer, read_preferences(pairs).preferences)
     sequences = [s for item in items for s, _ in item.sequences()]
     with torch.no_grad():
-        packed = sequence_logps(model.eval(), batch).logps
+        batched = sequence_logps(model.eval(), batch).logps
         for n, sequence in enumerate(sequences):
             logits = model(input_ids=torch.tensor([sequence.input_ids])).logits[0, :-1]
             targets = torch.tensor(sequence.labels[1:])
             picked = logits.log_softmax(-1)[targets != -100].gather(
                 1, targets[targets != -100, None])
-            assert float(packed[n]) == pytest.approx(float(picked.sum()), abs=1e-3)
+            assert float(batched[n]) == pytest.approx(float(picked.sum()), abs=1e-3)
 
 
 def start_margin(folder: str, data: Path, method: str) -> float:

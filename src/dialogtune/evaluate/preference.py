@@ -18,7 +18,6 @@ from torch import nn
 
 from ..data.encode.preference import EncodedPreference, collate_preferences
 from ..errors import DialogtuneError
-from ..models.lm import unwrap
 from ..models.preference import (Method, method_loss, pair_margins, reference_logps,
                                  sequence_logps)
 
@@ -33,12 +32,6 @@ def preference_metrics(margins: list[float]) -> dict:
             "mean_margin": sum(margins) / len(margins), "pairs": len(margins)}
 
 
-def _packs(model: nn.Module) -> bool:
-    """Packed rows unless peft prepends virtual tokens (it drops position ids then)."""
-    config = getattr(unwrap(model), "active_peft_config", None)
-    return not getattr(config, "is_prompt_learning", False)
-
-
 @torch.no_grad()
 def score_pairs(model: nn.Module, items: list[EncodedPreference], method: Method, beta: float,
                 pad_id: int) -> tuple[list[float], float]:
@@ -49,7 +42,7 @@ def score_pairs(model: nn.Module, items: list[EncodedPreference], method: Method
     total = 0.0
     for start in range(0, len(items), PAIRS_PER_FORWARD):
         chunk = items[start:start + PAIRS_PER_FORWARD]
-        batch = collate_preferences(chunk, pad_id, _packs(model))
+        batch = collate_preferences(chunk, pad_id)
         batch = {k: v.to(next(model.parameters()).device) for k, v in batch.items()}
         policy = sequence_logps(model, batch)
         reference = reference_logps(model, batch) if method.uses_reference else None

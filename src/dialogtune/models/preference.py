@@ -54,13 +54,13 @@ class SequenceScores:
 
 
 def sequence_logps(model: nn.Module, batch: dict[str, torch.Tensor]) -> SequenceScores:
-    """Each sequence's summed log-probability of its scored tokens (the final reply), from
-    one forward over the whole batch (chosen and rejected together)."""
+    """Each row's summed log-probability of its scored tokens (the final reply), from one
+    forward over the whole batch (chosen and rejected together)."""
     inputs = {k: v for k, v in batch.items() if k not in SEQUENCE_KEYS}
     keep, targets = targets_and_mask(inputs["labels"])
     logits = selected_logits(model, inputs, keep)
     token_logps = -F.cross_entropy(logits.float(), targets, reduction="none")
-    owners = batch["sequence_ids"][:, 1:][keep[:, :-1]]  # the target token's sequence
+    owners = keep.nonzero()[:, 0]  # the row of each kept position, in the logits' order
     count = int(batch["chosen_mask"].numel())
     logps = token_logps.new_zeros(count).index_add(0, owners, token_logps)
     lengths = torch.bincount(owners, minlength=count).to(token_logps.dtype)

@@ -24,8 +24,8 @@ from ..inference.chat import ChatPredictor, load_start
 from ..models.loading import LoadPolicy
 from ..evaluate.preference import evaluate_preference, validation_metrics
 from ..models.preference import METHODS, has_reference, preference_loss
-from ..strategies import CAUSAL_LM, get_strategy
-from ..train import Objective, fit
+from ..strategies import CAUSAL_LM
+from ..train import FitResult, Objective, fit
 from .base import Task
 from .causal_lm import lm_defaults, write_lm_run
 from .chat import CHAT_MAX_LENGTH
@@ -52,6 +52,21 @@ def load_records(cfg: RunConfig, path: str, needs_pairs: bool) -> list:
     return records
 
 
+def encoded_data(cfg: RunConfig, tokenizer, needs_pairs: bool) -> tuple[list, dict, list | None]:
+    """(training records encoded, what encoding reported, validation pairs or None)."""
+    if not cfg.data.train:
+        raise DataError("no training data given (--data)")
+    train, stats = encode_preferences(tokenizer, load_records(cfg, cfg.data.train, needs_pairs),
+                                      cfg.data.max_length)
+    if not train:
+        raise DataError("no preference record fits data.max_length", cfg.data.train)
+    held_out = None
+    if cfg.data.eval:
+        held_out = encode_preferences(tokenizer, load_records(cfg, cfg.data.eval, True),
+                                      cfg.data.max_length)[0]
+    return train, stats, held_out
+
+
 def train_preference(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
     """Preference-tune a causal LM; writes the run directory (a chat run)."""
     cfg, run, fingerprint = start_run(TASK, cfg, resume)
@@ -60,44 +75,40 @@ def train_preference(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict
     set_seed(cfg.train.seed)
     policy = LoadPolicy(cfg.model.trust_remote_code, cfg.model.allow_pickle)
     model, tokenizer, source = load_start(cfg.model.name, policy)
-    if not cfg.data.train:
-        raise DataError("no training data given (--data)")
-    train, stats = encode_preferences(tokenizer, load_records(cfg, cfg.data.train,
-                                                              method.needs_pairs),
-                                      cfg.data.max_length)
-    if not train:
-        raise DataError("no preference record fits data.max_length", cfg.data.train)
+    train, stats, held_out = encoded_data(cfg, tokenizer, method.needs_pairs)
     model, trainable, total = adapt_model(model, cfg, CAUSAL_LM)
     if method.uses_reference and not has_reference(model):
         raise ConfigError(f"{method.name} compares with the model's adapter switched off; the "
                           f"'{cfg.strategy.name}' strategy has no adapter (use lora, dora, "
                           "ia3, or --method orpo / simpo, which need no reference)")
-    pack = not get_strategy(cfg.strategy.name).prompt_learning
     pad_id = tokenizer.pad_token_id or 0
     counter: dict[str, int] = {}
-    batches = preference_batches(train, cfg.train.batch_size, pad_id, cfg.train.seed, pack,
+    batches = preference_batches(train, cfg.train.batch_size, pad_id, cfg.train.seed,
                                  cfg.train.group_by_length, counter)
-    validate = None
-    if cfg.data.eval:
-        held_out, _ = encode_preferences(tokenizer, load_records(cfg, cfg.data.eval, True),
-                                         cfg.data.max_length)
-        validate = lambda m: validation_metrics(m, held_out, method, beta, pad_id)  # noqa: E731
+    validate = None if held_out is None else (
+        lambda m: validation_metrics(m, held_out, method, beta, pad_id))
     lr = learning_rate(cfg, CAUSAL_LM)
     result = fit(model, batches, preference_loss(method, beta), validate, cfg.train, run.path,
                  lr, None, TASK.objective, resume, callbacks, fingerprint)
-    seconds = max(result.train_seconds, 1e-9)
     summary = {"task": cfg.task, "method": method.name, "beta": beta, "model": cfg.model.name,
                "model_source": source, "strategy": cfg.strategy.name,
                "trainable_parameters": trainable, "total_parameters": total, "lr": lr,
-               "batch_layout": "pack" if pack else "pad", "data": stats,
-               "steps": result.steps, "train_seconds": round(result.train_seconds, 2),
-               "tokens_fed": counter.get("tokens", 0),
-               "tokens_per_second": round(counter.get("tokens", 0) / seconds, 2),
-               "trained_tokens_per_second": round(counter.get("trained", 0) / seconds, 2),
-               "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-               "precision": result.precision}
+               "data": stats,
+               **_loop_summary(result, counter)}
     write_lm_run(run, model, cfg, result, summary, curve_metric="preference_accuracy")
     return summary
+
+
+def _loop_summary(result: FitResult, counter: dict[str, int]) -> dict:
+    """What the training loop did: steps, time, tokens fed (both replies of every pair,
+    context included) and scored per second, the best epoch."""
+    seconds = max(result.train_seconds, 1e-9)
+    return {"steps": result.steps, "train_seconds": round(result.train_seconds, 2),
+            "tokens_fed": counter.get("tokens", 0),
+            "tokens_per_second": round(counter.get("tokens", 0) / seconds, 2),
+            "trained_tokens_per_second": round(counter.get("trained", 0) / seconds, 2),
+            "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
+            "precision": result.precision}
 
 
 # 4 records a step: the losses compare replies across a batch (KTO's reference point is the

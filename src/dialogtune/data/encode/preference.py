@@ -5,12 +5,13 @@ Each side is its context plus one reply, encoded by the chat encoder (``chat.py`
 ``tools.py``) with every earlier assistant turn at weight 0: the text, the tool format and
 the loss mask are exactly chat SFT's, restricted to the judged reply.
 
-A batch is one packed row (``chat_batches.pack_sequences``: positions restart per sequence,
-block-diagonal attention, no padding) or padded rows for prompt-learning strategies,
-holding chosen, rejected, chosen, rejected, ... Beside the model inputs it carries
-``sequence_ids`` (which sequence each token belongs to), ``chosen_mask`` (per sequence: the
-preferred or desirable reply) and ``pair_ids`` (per sequence: its record), so the loss
-can sum each sequence's log-probabilities with one scatter.
+A batch holds chosen, rejected, chosen, rejected, ... as right-padded rows of one forward
+(the pair's two sides share their context, so they pad little against each other; length
+grouping keeps the pairs of a batch alike). Not one packed row as chat SFT does with
+``batch_size > 1``: a packed row's attention mask is dense, so attention over 8 sequences
+of ~1,000 tokens (4 SGD tool pairs) would cost 8x the padded rows' quadratic term (an
+estimate, not measured). Beside the model inputs a batch carries ``chosen_mask`` (per row:
+the preferred or desirable reply) and ``pair_ids`` (per row: its record).
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ import torch
 from ..records import Dialogue, Preference
 from .batching import BatchSource
 from .chat import EncodedDialogue, encode_dialogue
-from .chat_batches import pack_sequences, pad_sequences
+from .chat_batches import pad_sequences
 
 log = logging.getLogger("dialogtune")
 # Batch keys the model never sees: the loss reads them (models/preference.py).
-SEQUENCE_KEYS = ("sequence_ids", "chosen_mask", "pair_ids")
+SEQUENCE_KEYS = ("chosen_mask", "pair_ids")
 
 
 @dataclass
@@ -84,27 +85,18 @@ def encode_preferences(tokenizer, records: list[Preference], max_length: int | N
     return encoded, stats
 
 
-def collate_preferences(items: list[EncodedPreference], pad_id: int, pack: bool = True
-                        ) -> dict[str, torch.Tensor]:
+def collate_preferences(items: list[EncodedPreference], pad_id: int) -> dict[str, torch.Tensor]:
     """One batch of every side of ``items`` (see the module docstring)."""
     sides = [(s, chosen, pair) for pair, item in enumerate(items)
              for s, chosen in item.sequences()]
-    sequences = [s for s, _, _ in sides]
-    if pack:
-        batch = pack_sequences(sequences)
-        owner = [n for n, s in enumerate(sequences) for _ in s.input_ids]
-        batch["sequence_ids"] = torch.tensor([owner])
-    else:
-        batch = pad_sequences(sequences, pad_id)
-        rows = torch.arange(len(sequences)).unsqueeze(1)
-        batch["sequence_ids"] = rows.expand_as(batch["input_ids"]).clone()
+    batch = pad_sequences([s for s, _, _ in sides], pad_id)
     batch["chosen_mask"] = torch.tensor([chosen for _, chosen, _ in sides])
     batch["pair_ids"] = torch.tensor([pair for _, _, pair in sides])
     return batch
 
 
 def preference_batches(items: list[EncodedPreference], batch_size: int, pad_id: int,
-                       seed: int, pack: bool = True, group_by_length: bool = True,
+                       seed: int, group_by_length: bool = True,
                        counter: dict[str, int] | None = None) -> BatchSource:
     """A BatchSource over encoded records; ``counter`` tallies tokens fed and scored."""
 
@@ -114,7 +106,7 @@ def preference_batches(items: list[EncodedPreference], batch_size: int, pad_id: 
             sides = [s for item in chosen for s, _ in item.sequences()]
             counter["tokens"] = counter.get("tokens", 0) + sum(len(s.input_ids) for s in sides)
             counter["trained"] = counter.get("trained", 0) + sum(s.trained for s in sides)
-        return collate_preferences(chosen, pad_id, pack)
+        return collate_preferences(chosen, pad_id)
 
     lengths = [sum(len(s.input_ids) for s, _ in item.sequences()) for item in items]
     return BatchSource(lengths, batch_size, collate, seed, group_by_length)
