@@ -98,14 +98,26 @@ def test_tool_context_encodes_as_chat_sft_with_loss_on_the_final_reply(folder, t
         item.rejected.trained
 
 
-def test_a_batch_holds_each_pair_side_by_side_as_padded_rows(folder, tmp_path):
+def test_a_pair_is_one_row_its_context_once(folder, tmp_path):
     _, tokenizer, _ = load_causal_lm(folder)
     records = read(tmp_path, [{"messages": CONTEXT, "chosen": GOOD, "rejected": BAD},
                               {"messages": CONTEXT, "completion": GOOD, "label": False}])
     items, _ = encode_preferences(tokenizer, records)
     batch = collate_preferences(items, tokenizer.pad_token_id)
-    lengths = [len(s.input_ids) for item in items for s, _ in item.sequences()]
-    assert batch["input_ids"].shape == (3, max(lengths))
-    assert batch["attention_mask"].sum(1).tolist() == lengths
+    pair, lone = items[0], items[1].rejected
+    context = next(i for i, label in enumerate(pair.chosen.labels) if label != IGNORE)
+    width = len(pair.chosen.input_ids) + len(pair.rejected.input_ids) - context
+    assert batch["input_ids"].shape == (2, width)
+    assert batch["input_ids"][1, :len(lone.input_ids)].tolist() == lone.input_ids
+    mask = batch["attention_mask"][0, 0]
+    chosen_end = len(pair.chosen.input_ids)
+    assert not mask[chosen_end:, context:chosen_end].any()  # rejected never sees chosen
+    assert mask[chosen_end:, :context].all()  # ... but sees the whole context
+    assert batch["position_ids"][0, chosen_end] == context  # restarts after the context
     assert batch["chosen_mask"].tolist() == [True, False, False]
     assert batch["pair_ids"].tolist() == [0, 0, 1]
+    # the first reply token of both sides is read at the context's last position
+    first = [int(batch["target_positions"][batch["target_sequences"] == n][0]) for n in (0, 1)]
+    assert first == [context - 1, context - 1]
+    plain = collate_preferences(items, tokenizer.pad_token_id, share=False)
+    assert plain["input_ids"].shape[0] == 3 and plain["attention_mask"].dim() == 2

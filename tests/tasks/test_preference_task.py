@@ -51,9 +51,9 @@ def config(run: Path, data: Path, model: str, method: str = "dpo", *overrides: s
                           "train.method": method})
 
 
-def batch_of(tokenizer, data: Path) -> dict:
+def batch_of(tokenizer, data: Path, share: bool = True) -> dict:
     items, _ = encode_preferences(tokenizer, read_preferences(data).preferences)
-    return collate_preferences(items, tokenizer.pad_token_id)
+    return collate_preferences(items, tokenizer.pad_token_id, share)
 
 
 def test_reference_is_the_base_model_with_the_adapter_off(folder, pairs):
@@ -72,19 +72,21 @@ def test_reference_is_the_base_model_with_the_adapter_off(folder, pairs):
     assert not torch.allclose(policy, expected, atol=1e-3)
 
 
-def test_batched_log_probs_equal_one_forward_per_sequence(folder, pairs):
+@pytest.mark.parametrize("share", [True, False])
+def test_batched_log_probs_equal_one_forward_per_sequence(share, folder, pairs):
     model, tokenizer, _ = load_causal_lm(folder)
-    batch = batch_of(tokenizer, pairs)
+    batch = batch_of(tokenizer, pairs, share)
     items, _ = encode_preferences(tokenizer, read_preferences(pairs).preferences)
     sequences = [s for item in items for s, _ in item.sequences()]
     with torch.no_grad():
-        batched = sequence_logps(model.eval(), batch).logps
+        batched = sequence_logps(model.eval(), batch)
         for n, sequence in enumerate(sequences):
             logits = model(input_ids=torch.tensor([sequence.input_ids])).logits[0, :-1]
             targets = torch.tensor(sequence.labels[1:])
             picked = logits.log_softmax(-1)[targets != -100].gather(
                 1, targets[targets != -100, None])
-            assert float(batched[n]) == pytest.approx(float(picked.sum()), abs=1e-3)
+            assert float(batched.logps[n]) == pytest.approx(float(picked.sum()), abs=1e-4)
+            assert int(batched.lengths[n]) == sequence.trained
 
 
 def start_margin(folder: str, data: Path, method: str) -> float:
@@ -181,3 +183,20 @@ def test_cli_trains_and_evaluates_with_chat_metrics(folder, pairs, data, tmp_pat
     assert written["chat_data"] == str(data) and "bleu" in written
     log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     assert any("preference_accuracy" in r.get("eval", {}) for r in log)
+
+
+def test_eager_attention_reads_the_same_shared_rows(folder, pairs):
+    model, tokenizer, _ = load_causal_lm(folder)
+    batch = batch_of(tokenizer, pairs)
+    with torch.no_grad():
+        sdpa = sequence_logps(model.eval(), batch).logps
+        model.set_attn_implementation("eager")
+        eager = sequence_logps(model, batch).logps
+    assert torch.allclose(sdpa, eager, atol=1e-4)
+
+
+def test_prompt_learning_trains_on_plain_rows(folder, pairs, tmp_path):
+    summary = train_run(config(tmp_path / "pt", pairs, folder, "dpo",
+                               "strategy.name=prompt-tuning", "strategy.num_virtual_tokens=4"))
+    assert summary["tokens_computed"] == summary["tokens_fed"]  # no shared context
+    assert evaluate_run(tmp_path / "pt", str(pairs))["pairs"] == 4

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.encode.preference import SEQUENCE_KEYS
-from .lm import selected_logits, targets_and_mask, unwrap
+from ..data.encode.preference_rows import TARGET_KEYS
+from .lm import selected_logits, unwrap
 
 
 @dataclass
@@ -54,17 +54,40 @@ class SequenceScores:
 
 
 def sequence_logps(model: nn.Module, batch: dict[str, torch.Tensor]) -> SequenceScores:
-    """Each row's summed log-probability of its scored tokens (the final reply), from one
-    forward over the whole batch (chosen and rejected together)."""
-    inputs = {k: v for k, v in batch.items() if k not in SEQUENCE_KEYS}
-    keep, targets = targets_and_mask(inputs["labels"])
-    logits = selected_logits(model, inputs, keep)
-    token_logps = -F.cross_entropy(logits.float(), targets, reduction="none")
-    owners = keep.nonzero()[:, 0]  # the row of each kept position, in the logits' order
-    count = int(batch["chosen_mask"].numel())
+    """Each sequence's summed log-probability of its scored tokens (the final reply), from
+    one forward over the whole batch (a pair's context once, both replies beside it; see
+    ``data/encode/preference_rows.py``); the LM head runs only where a target is read."""
+    inputs = {k: v for k, v in batch.items() if k not in TARGET_KEYS}
+    if inputs["attention_mask"].dim() == 4:
+        inputs["attention_mask"] = _model_mask(model, inputs["attention_mask"])
+    rows, positions = batch["target_rows"], batch["target_positions"]
+    keep = torch.zeros_like(batch["input_ids"], dtype=torch.bool)
+    keep[rows, positions] = True
+    logits = selected_logits(model, inputs, keep)  # kept positions, in row-major order
+    where = keep.flatten().cumsum(0) - 1
+    picked = logits[where[rows * keep.shape[1] + positions]]
+    token_logps = -F.cross_entropy(picked.float(), batch["target_tokens"], reduction="none")
+    owners, count = batch["target_sequences"], int(batch["chosen_mask"].numel())
     logps = token_logps.new_zeros(count).index_add(0, owners, token_logps)
     lengths = torch.bincount(owners, minlength=count).to(token_logps.dtype)
     return SequenceScores(logps, lengths, batch["chosen_mask"].bool(), batch["pair_ids"])
+
+
+def _model_mask(model: nn.Module, allowed: torch.Tensor) -> torch.Tensor:
+    """The boolean 4-D mask as the model's attention reads it: SDPA and flex take it as it
+    is; eager attention adds the mask to its scores, so it gets 0 / a large negative."""
+    config = getattr(unwrap(model), "config", None)
+    if getattr(config, "_attn_implementation", "sdpa") in ("sdpa", "flex_attention"):
+        return allowed
+    dtype = next(unwrap(model).parameters()).dtype
+    return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+def shares_context(model: nn.Module) -> bool:
+    """Whether a pair may share its context in one row: not when peft prepends virtual
+    tokens or a prefix (prompt learning), which a custom mask cannot cover."""
+    config = getattr(unwrap(model), "active_peft_config", None)
+    return not getattr(config, "is_prompt_learning", False)
 
 
 def has_reference(model: nn.Module) -> bool:
@@ -74,8 +97,13 @@ def has_reference(model: nn.Module) -> bool:
 
 @torch.no_grad()
 def reference_logps(model: nn.Module, batch: dict[str, torch.Tensor]) -> SequenceScores:
-    """:func:`sequence_logps` of the model with its adapter switched off (the reference)."""
-    with unwrap(model).disable_adapter():
+    """:func:`sequence_logps` of the model with its adapter switched off (the reference).
+    Prompt learning: its base model, without the virtual tokens (peft's switched-off
+    forward drops them, which the position bookkeeping of ``lm.selected_logits`` must know)."""
+    peft = unwrap(model)
+    if not shares_context(model):
+        return sequence_logps(peft.get_base_model(), batch)
+    with peft.disable_adapter():
         return sequence_logps(model, batch)
 
 

@@ -23,7 +23,7 @@ from ..errors import ConfigError, DataError
 from ..inference.chat import ChatPredictor, load_start
 from ..models.loading import LoadPolicy
 from ..evaluate.preference import evaluate_preference, validation_metrics
-from ..models.preference import METHODS, has_reference, preference_loss
+from ..models.preference import METHODS, has_reference, preference_loss, shares_context
 from ..strategies import CAUSAL_LM
 from ..train import FitResult, Objective, fit
 from .base import Task
@@ -84,7 +84,7 @@ def train_preference(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict
     pad_id = tokenizer.pad_token_id or 0
     counter: dict[str, int] = {}
     batches = preference_batches(train, cfg.train.batch_size, pad_id, cfg.train.seed,
-                                 cfg.train.group_by_length, counter)
+                                 shares_context(model), cfg.train.group_by_length, counter)
     validate = None if held_out is None else (
         lambda m: validation_metrics(m, held_out, method, beta, pad_id))
     lr = learning_rate(cfg, CAUSAL_LM)
@@ -105,6 +105,7 @@ def _loop_summary(result: FitResult, counter: dict[str, int]) -> dict:
     seconds = max(result.train_seconds, 1e-9)
     return {"steps": result.steps, "train_seconds": round(result.train_seconds, 2),
             "tokens_fed": counter.get("tokens", 0),
+            "tokens_computed": counter.get("computed", 0),
             "tokens_per_second": round(counter.get("tokens", 0) / seconds, 2),
             "trained_tokens_per_second": round(counter.get("trained", 0) / seconds, 2),
             "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,

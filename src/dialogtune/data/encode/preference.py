@@ -3,15 +3,8 @@ in which a pair's chosen and rejected replies go through one forward.
 
 Each side is its context plus one reply, encoded by the chat encoder (``chat.py``, tools by
 ``tools.py``) with every earlier assistant turn at weight 0: the text, the tool format and
-the loss mask are exactly chat SFT's, restricted to the judged reply.
-
-A batch holds chosen, rejected, chosen, rejected, ... as right-padded rows of one forward
-(the pair's two sides share their context, so they pad little against each other; length
-grouping keeps the pairs of a batch alike). Not one packed row as chat SFT does with
-``batch_size > 1``: a packed row's attention mask is dense, so attention over 8 sequences
-of ~1,000 tokens (4 SGD tool pairs) would cost 8x the padded rows' quadratic term (an
-estimate, not measured). Beside the model inputs a batch carries ``chosen_mask`` (per row:
-the preferred or desirable reply) and ``pair_ids`` (per row: its record).
+the loss mask are exactly chat SFT's, restricted to the judged reply. A batch holds each
+pair as one row, its context once and both replies beside it (``preference_rows.py``).
 """
 
 from __future__ import annotations
@@ -24,11 +17,9 @@ import torch
 from ..records import Dialogue, Preference
 from .batching import BatchSource
 from .chat import EncodedDialogue, encode_dialogue
-from .chat_batches import pad_sequences
+from .preference_rows import collate_rows, record_rows
 
 log = logging.getLogger("dialogtune")
-# Batch keys the model never sees: the loss reads them (models/preference.py).
-SEQUENCE_KEYS = ("chosen_mask", "pair_ids")
 
 
 @dataclass
@@ -85,28 +76,40 @@ def encode_preferences(tokenizer, records: list[Preference], max_length: int | N
     return encoded, stats
 
 
-def collate_preferences(items: list[EncodedPreference], pad_id: int) -> dict[str, torch.Tensor]:
-    """One batch of every side of ``items`` (see the module docstring)."""
-    sides = [(s, chosen, pair) for pair, item in enumerate(items)
-             for s, chosen in item.sequences()]
-    batch = pad_sequences([s for s, _, _ in sides], pad_id)
-    batch["chosen_mask"] = torch.tensor([chosen for _, chosen, _ in sides])
-    batch["pair_ids"] = torch.tensor([pair for _, _, pair in sides])
-    return batch
+def collate_preferences(items: list[EncodedPreference], pad_id: int, share: bool = True
+                        ) -> dict[str, torch.Tensor]:
+    """One batch of every side of ``items``: a row per pair sharing its context (``share``,
+    off for prompt-learning strategies), else a row per side."""
+    rows, chosen, pairs = [], [], []
+    for pair, item in enumerate(items):
+        sides = []
+        for sequence, is_chosen in item.sequences():
+            sides.append((sequence, len(chosen)))
+            chosen.append(is_chosen)
+            pairs.append(pair)
+        rows += record_rows(sides, share)
+    return collate_rows(rows, chosen, pairs, pad_id)
 
 
 def preference_batches(items: list[EncodedPreference], batch_size: int, pad_id: int,
-                       seed: int, group_by_length: bool = True,
+                       seed: int, share: bool = True, group_by_length: bool = True,
                        counter: dict[str, int] | None = None) -> BatchSource:
-    """A BatchSource over encoded records; ``counter`` tallies tokens fed and scored."""
+    """A BatchSource over encoded records. ``counter`` tallies ``tokens`` (both sides of
+    every record, context included: what a trainer feeding each side whole processes, so
+    rates compare with one), ``computed`` (the tokens of the rows, context once) and
+    ``trained`` (scored reply tokens)."""
 
     def collate(indices: list[int]) -> dict[str, torch.Tensor]:
         chosen = [items[i] for i in indices]
+        batch = collate_preferences(chosen, pad_id, share)
         if counter is not None:
             sides = [s for item in chosen for s, _ in item.sequences()]
             counter["tokens"] = counter.get("tokens", 0) + sum(len(s.input_ids) for s in sides)
             counter["trained"] = counter.get("trained", 0) + sum(s.trained for s in sides)
-        return collate_preferences(chosen, pad_id)
+            computed = batch["attention_mask"] if batch["attention_mask"].dim() == 2 else \
+                batch["attention_mask"][:, 0].diagonal(dim1=1, dim2=2)
+            counter["computed"] = counter.get("computed", 0) + int(computed.sum())
+        return batch
 
     lengths = [sum(len(s.input_ids) for s, _ in item.sequences()) for item in items]
     return BatchSource(lengths, batch_size, collate, seed, group_by_length)
