@@ -89,6 +89,25 @@ def test_batched_log_probs_equal_one_forward_per_sequence(share, folder, pairs):
             assert int(batched.lengths[n]) == sequence.trained
 
 
+def test_one_dpo_step_raises_every_pair_margin(folder, pairs):
+    from dialogtune.models.preference import pair_margins, preference_loss
+
+    base, tokenizer, _ = load_causal_lm(folder)
+    model = apply_strategy(base, StrategyConfig(name="lora", lora_r=4), CAUSAL_LM).train()
+    batch = batch_of(tokenizer, pairs)
+    margins = lambda: pair_margins(METHODS["dpo"], sequence_logps(model, batch),  # noqa: E731
+                                   reference_logps(model, batch)).detach()
+    assert torch.allclose(margins(), torch.zeros(4), atol=1e-5)  # policy = reference at start
+    loss = preference_loss(METHODS["dpo"], 0.1)(model, batch)
+    assert float(loss) == pytest.approx(-torch.nn.functional.logsigmoid(torch.tensor(0.0)))
+    loss.backward()
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.grad is not None:
+                param -= 0.05 * param.grad.sign()
+    assert (margins() > 0).all()
+
+
 def start_margin(folder: str, data: Path, method: str) -> float:
     """The untrained model's mean margin (0 for DPO and KTO: the policy is the reference)."""
     if METHODS[method].uses_reference:
