@@ -20,9 +20,9 @@ from ..config import RunConfig
 from ..data.encode.preference import encode_preferences, preference_batches
 from ..data.formats.preference import read_preferences
 from ..errors import ConfigError, DataError
+from ..evaluate.preference import evaluate_preference, validation_metrics
 from ..inference.chat import ChatPredictor, load_start
 from ..models.loading import LoadPolicy
-from ..evaluate.preference import evaluate_preference, validation_metrics
 from ..models.preference import METHODS, has_reference, preference_loss, shares_context
 from ..strategies import CAUSAL_LM
 from ..train import FitResult, Objective, fit
@@ -61,9 +61,12 @@ def encoded_data(cfg: RunConfig, tokenizer, needs_pairs: bool) -> tuple[list, di
     if not train:
         raise DataError("no preference record fits data.max_length", cfg.data.train)
     held_out = None
-    if cfg.data.eval:
-        held_out = encode_preferences(tokenizer, load_records(cfg, cfg.data.eval, True),
-                                      cfg.data.max_length)[0]
+    if cfg.data.eval:  # margins need pairs: a validation file's unpaired rows are left out
+        pairs = [r for r in read_preference_records(cfg, cfg.data.eval) if r.paired]
+        held_out = encode_preferences(tokenizer, pairs, cfg.data.max_length)[0]
+        if not held_out:
+            raise DataError("validation needs pairs ('chosen' and 'rejected') that fit "
+                            "data.max_length", cfg.data.eval)
     return train, stats, held_out
 
 
