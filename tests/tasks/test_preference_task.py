@@ -16,7 +16,7 @@ from dialogtune.cli import main
 from dialogtune.config import StrategyConfig, load_config
 from dialogtune.data.encode.preference import collate_preferences, encode_preferences
 from dialogtune.data.formats.preference import read_preferences
-from dialogtune.errors import ConfigError, DataError
+from dialogtune.errors import ConfigError, DataError, DialogtuneError
 from dialogtune.inference.chat import ChatPredictor, load_chat_run
 from dialogtune.models.loading import load_causal_lm
 from dialogtune.evaluate.preference import score_pairs
@@ -176,6 +176,10 @@ def test_starts_from_a_chat_run_whose_model_is_the_reference(folder, pairs, data
                                   atol=1e-3)
     assert torch.allclose(reference_logps(tuned, batch).logps, expected, atol=1e-4)
     assert ChatPredictor.from_run(run).chat(DIALOGUES[0]["messages"][:2], max_new_tokens=3)
+    with pytest.raises(DialogtuneError, match="--chat-data applies to preference runs"):
+        evaluate_run(sft, str(data), chat_data=str(data))
+    with pytest.raises(DialogtuneError, match="--base"):
+        evaluate_run(run, str(pairs), base=True)
 
 
 def test_interrupted_preference_run_resumes_to_identical_weights(folder, pairs, tmp_path):
