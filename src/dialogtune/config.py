@@ -95,6 +95,10 @@ class TrainConfig(_Section):
     # of in-scope test turns, reject-in-scope 6.6 % and 5.3 % (benchmarks/RESULTS.md).
     oos_rule: Literal["reject-in-scope", "keep-correct"] = "reject-in-scope"
     oos_share: float | None = Field(None, gt=0.0, lt=1.0)
+    # preference: the objective (models/preference.py) and its β (λ for ORPO); None: the
+    # method's default
+    method: Literal["dpo", "orpo", "kto", "simpo"] = "dpo"
+    beta: float | None = Field(None, gt=0.0)
     seed: int = 42
     patience: int = 2
     save_every_steps: int = 200

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from dialogtune.evaluate.grounding import GroundingTurn, grounding_metrics
-from dialogtune.evaluate.values import (extract_values, is_stated, known_keys, result_texts,
+from dialogtune.data.values import (extract_values, is_stated, known_keys, result_texts,
                                         spoken_as_digits)
 
 RESULT = json.dumps([{"account_type": "checking", "balance": "5118.77"}])

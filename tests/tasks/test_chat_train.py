@@ -76,13 +76,13 @@ def test_strategy_trains_exactly_its_parameters(strategy, folder, data, tmp_path
 def capture_model(monkeypatch) -> dict:
     """Keep the in-memory model train_chat ends with."""
     seen: dict = {}
-    original = lm_run._write_run
+    original = lm_run.write_lm_run
 
     def spy(run, model, *args, **kwargs):
         seen["model"] = model
         return original(run, model, *args, **kwargs)
 
-    monkeypatch.setattr(lm_run, "_write_run", spy)
+    monkeypatch.setattr(lm_run, "write_lm_run", spy)
     return seen
 
 

@@ -135,12 +135,13 @@ def test_every_config_field_is_read_outside_config_py():
 
 
 def test_registry_names_and_lookup():
-    assert names() == ["intent", "chat", "pretrain", "nlu"]
+    assert names() == ["intent", "chat", "pretrain", "nlu", "preference"]
     for name in names():
         task = get_task(name)
         assert task.name == name and task.model_kind in MODEL_KINDS
     assert get_task("intent").model_kind == CLASSIFIER
     assert get_task("chat").model_kind == get_task("pretrain").model_kind == CAUSAL_LM
+    assert get_task("preference").model_kind == CAUSAL_LM
     assert get_task("nlu").model_kind == CLASSIFIER
     with pytest.raises(ConfigError, match="unknown task 'slots'"):
         get_task("slots")
@@ -148,7 +149,7 @@ def test_registry_names_and_lookup():
 
 def test_unknown_task_is_refused_at_config_time():
     with pytest.raises(ConfigError,
-                       match="task: Input should be 'intent', 'chat', 'pretrain' or 'nlu'"):
+                       match="task: Input should be 'intent', 'chat', 'pretrain', 'nlu' or 'preference'"):
         load_config(None, ["task=slots"])
 
 

@@ -157,7 +157,7 @@ def sample(
 def export_logs(
     db: str = typer.Argument(..., help="The server's --log-db SQLite file."),
     output: str = typer.Option(..., "--output", help="File to write (.jsonl or .csv)."),
-    fmt: str = typer.Option("chat", "--format", help="chat (JSONL messages) | intent (CSV) | nlu (JSONL text, intent, slots)."),
+    fmt: str = typer.Option("chat", "--format", help="chat (JSONL messages) | intent (CSV) | nlu (JSONL text, intent, slots) | preference (JSONL pairs and KTO rows)."),
     reviewed_only: bool = typer.Option(
         False, "--reviewed-only",
         help="Only exchanges a person rated up or corrected (the safe choice for retraining)."),
@@ -191,3 +191,29 @@ def inspect(
     tokenizer = load_tokenizer(resolve_source(model))
     print_inspection(inspect_dialogue(tokenizer, str(data), index, data_format, max_length,
                                       tools))
+
+
+@data_app.command("make-preferences")
+def make_preferences(
+    data: Path = typer.Argument(..., help="Dialogue JSONL (chat, ShareGPT or Alpaca)."),
+    output: Path = typer.Option(..., "--output", help="Preference JSONL to write."),
+    from_run: Optional[str] = typer.Option(
+        None, "--from", help="A chat run (or model): its own reply is the rejected one where it "
+                             "differs. Default: the reference with a fact corrupted."),
+    seed: int = typer.Option(0, "--seed", help="Which value is corrupted, and into what."),
+    tools: Optional[str] = typer.Option(None, "--tools", help=TOOLS_HELP),
+) -> None:
+    """Preference pairs from dialogues: chosen = the reference reply, rejected = a run's
+    reply or the reference with a number, name, time or date swapped."""
+    from ..data.transform.preferences import make_preferences as make, predictor_reply
+
+    _outputs(output)
+    reply = None
+    if from_run:
+        from ..inference.chat import ChatPredictor
+
+        reply = predictor_reply(ChatPredictor.load(from_run))
+    made = make(data, output, reply, seed, tools)
+    skipped = ", ".join(f"{n} {why}" for why, n in made.skipped.items()) or "none"
+    typer.echo(f"wrote {made.rows} pairs from {made.turns} reply turns to {output} "
+               f"(skipped: {skipped})")

@@ -30,6 +30,9 @@ def evaluate(
     label_descriptions: Optional[str] = typer.Option(
         None, "--label-descriptions", help="With --zero-shot: YAML/JSON mapping each label to "
                                            "a description shown in the prompt."),
+    chat_data: Optional[str] = typer.Option(
+        None, "--chat-data", help="Preference runs: held-out dialogues, scored with the chat "
+                                  "metrics (perplexity, grounding) beside the preference ones."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
 ) -> None:
@@ -38,6 +41,7 @@ def evaluate(
     For intent runs, test labels the run never saw are out of scope: the metrics then
     include their detection (recall, precision, F1, AUROC, the F1-best threshold).
     ``--zero-shot --model M``: the same intent metrics for a chat model with no tuning.
+    Preference runs: accuracy and margin on held-out pairs, chat metrics with --chat-data.
     """
     policy = load_policy(trust_remote_code, allow_pickle)
     if zero_shot:
@@ -53,7 +57,7 @@ def evaluate(
             raise typer.BadParameter("give a run directory; --model and --label-descriptions "
                                      "go with --zero-shot")
         metrics = evaluate_run(run, data, output, base=base, oos_threshold=oos_threshold,
-                               policy=policy, tools=tools)
+                               policy=policy, tools=tools, chat_data=chat_data)
     typer.echo(json.dumps(headline(metrics), indent=2))
     if output:
         typer.echo(f"wrote {output}")

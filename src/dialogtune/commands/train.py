@@ -14,11 +14,15 @@ from .common import TOOLS_HELP
 def train(
     data: Optional[str] = typer.Option(None, "--data", help="Training file (CSV/JSONL) or folder."),
     output: Optional[str] = typer.Option(None, "--output", help="Run directory to write."),
-    task: Optional[str] = typer.Option(None, "--task", help="intent | nlu | chat | pretrain"),
+    task: Optional[str] = typer.Option(None, "--task",
+                                       help="intent | nlu | chat | pretrain | preference"),
     eval_data: Optional[str] = typer.Option(None, "--eval-data", help="Validation file."),
-    model: Optional[str] = typer.Option(None, "--model", help="Alias, local folder or hub id."),
+    model: Optional[str] = typer.Option(None, "--model", help="Alias, local folder or hub id "
+                                        "(preference: or a chat run to start from)."),
     strategy: Optional[str] = typer.Option(None, "--strategy", help="full, freeze, lora, ..."),
     epochs: Optional[float] = typer.Option(None, "--epochs"),
+    method: Optional[str] = typer.Option(
+        None, "--method", help="Preference: dpo | orpo | kto | simpo (default dpo)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML config file."),
     overrides: list[str] = typer.Option([], "--set", help="Override a setting: key=value."),
     text_column: Optional[str] = typer.Option(None, "--text-column"),
@@ -39,5 +43,6 @@ def train(
         "data.text_column": text_column, "data.label_column": label_column,
         "data.format": data_format, "data.tools": tools, "model.name": model,
         "strategy.name": strategy,
-        "train.epochs": epochs, "data.force": force or None}, resume=resume)
+        "train.epochs": epochs, "train.method": method, "data.force": force or None},
+        resume=resume)
     typer.echo(json.dumps(summary, indent=2))

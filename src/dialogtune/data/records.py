@@ -76,3 +76,20 @@ class NluExample:
 
     def value(self, span: Span) -> str:
         return self.text[span.start:span.end]
+
+
+@dataclass
+class Preference:
+    """A judged reply (preference tuning): ``chosen`` and ``rejected`` are the same context
+    followed by the preferred and the dispreferred final assistant turn. A pair has both;
+    an unpaired (KTO) row has one: ``chosen`` for a reply labelled good, ``rejected`` for
+    one labelled bad. Only the final assistant turn of each is scored."""
+
+    chosen: Dialogue | None
+    rejected: Dialogue | None
+    line: int | None = None
+    source: str | None = None
+
+    @property
+    def paired(self) -> bool:
+        return self.chosen is not None and self.rejected is not None

@@ -199,7 +199,7 @@ def evaluate_run_on(run: Path, data: str, output: Path | None, base: bool,
     if documents or is_document_path(data):
         return _evaluate_documents(run, cfg, data, output, base, policy)
     dialogues = read_dialogues(data, cfg.data.format, tools or cfg.data.tools)
-    model = (ChatPredictor.from_model(cfg.model.name, policy) if base
+    model = (ChatPredictor.load(cfg.model.name, policy) if base
              else ChatPredictor.from_run(run, policy))
     metrics, samples, replies = evaluate_predictor(model, dialogues, cfg.data.max_length,
                                                    generate_turns, max_new_tokens,
@@ -209,7 +209,7 @@ def evaluate_run_on(run: Path, data: str, output: Path | None, base: bool,
     columns = {"base reply": replies}
     if not base:
         del model  # one model in memory at a time
-        base_model = ChatPredictor.from_model(cfg.model.name, policy)
+        base_model = ChatPredictor.load(cfg.model.name, policy)
         columns = {"base reply": replies_for(base_model, samples, metrics["max_new_tokens"]),
                    "tuned reply": replies}
     side = write_side_by_side(output.with_name(output.stem + "_side_by_side.md"), samples,

@@ -29,7 +29,7 @@ from ..data.records import Dialogue, Message
 from ..data.tool_calls import ParsedReply, ToolCall, call_problems, function_specs, message_calls
 from .calls import CallTurn, call_metrics
 from .grounding import GroundingTurn, grounding_metrics
-from .values import result_texts
+from ..data.values import result_texts
 
 
 @dataclass

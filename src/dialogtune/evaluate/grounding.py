@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .values import Value, extract_values, is_stated, known_keys
+from ..data.values import Value, extract_values, is_stated, known_keys
 
 EXAMPLES = 5  # flagged values listed in the metrics, for a reader to check the extractor
 

@@ -48,13 +48,25 @@ def load_chat_run(run_dir: str | Path, merge: bool = True, policy: LoadPolicy | 
         raise DialogtuneError(f"{run.path} is an {cfg.task} run, not a chat model; use "
                               "'dialogtune predict'")
     policy = (policy or LoadPolicy()).for_run(cfg, run.path)
-    model, tokenizer, source = load_lm(cfg.model.name, policy.trust_remote_code,
-                                       policy.allow_pickle)
+    model, tokenizer, source = load_start(cfg.model.name, policy)
     model = apply_strategy(model, cfg.strategy, CAUSAL_LM)
     load_trainable(model, run.weights)
     if merge and hasattr(model, "merge_and_unload") and get_strategy(cfg.strategy.name).mergeable:
         model = model.merge_and_unload()
     return model, tokenizer, cfg, source
+
+
+def load_start(name: str, policy: LoadPolicy) -> tuple[nn.Module, object, str]:
+    """(model, tokenizer, source) a causal-LM run starts from: a model (alias, folder, hub
+    id) or a trained chat run, its weights merged into the base (preference tuning starts
+    from an SFT run; its reference is then the SFT model)."""
+    if not RunDir(Path(name)).is_run():
+        return load_lm(name, policy.trust_remote_code, policy.allow_pickle)
+    model, tokenizer, _, source = load_chat_run(name, merge=True, policy=policy)
+    if hasattr(model, "peft_config"):
+        raise DialogtuneError(f"{name}: its strategy cannot be merged into the model; start "
+                              "from a run trained with lora, dora, ia3 or full")
+    return model, tokenizer, source
 
 
 class ChatPredictor:

@@ -20,6 +20,7 @@ _MODULES = {
     "chat": "chat",
     "pretrain": "pretrain",
     "nlu": "nlu",
+    "preference": "preference",
 }
 
 

@@ -24,7 +24,8 @@ class Task:
       them (a LoRA rank for lora or dora, nothing for full).
     - ``train(cfg, resume=False, callbacks=())`` → the run summary (``run.json``).
     - ``evaluate(run, data, output, base=, oos_threshold=, policy=, tools=)`` → the metrics
-      (``tools``: a tools file, for chat runs).
+      (``tools``: a tools file, for chat runs; a task may take ``chat_data=`` too: held-out
+      dialogues scored beside its own data, as preference runs do).
     - ``load_predictor(run_dir, policy)`` → a ready predictor of a trained run.
     - ``read_data(cfg, path)`` → the records of one data file, as training reads them.
     - ``objective``: the validation metric that picks the best epoch (and ``tune``'s trial).

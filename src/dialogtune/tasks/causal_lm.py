@@ -92,7 +92,7 @@ def train_lm(task: Task, encode: Encode, cfg: RunConfig, resume: bool = False,
     result = fit(model, batches, lm_loss, validate, cfg.train, run.path, lr, None,
                  task.objective, resume, callbacks, fingerprint)
     summary = _summary(cfg, source, data, result, trainable, total, counter, lr, pack)
-    _write_run(run, model, cfg, result, summary)
+    write_lm_run(run, model, cfg, result, summary)
     return summary
 
 
@@ -112,7 +112,9 @@ def _summary(cfg: RunConfig, source: str, data: LMData, result: FitResult, train
             "precision": result.precision, **result.utilisation}
 
 
-def _write_run(run: RunDir, model, cfg: RunConfig, result: FitResult, summary: dict) -> None:
+def write_lm_run(run: RunDir, model, cfg: RunConfig, result: FitResult, summary: dict,
+                 curve_metric: str = "perplexity") -> None:
+    """metrics.json, run.json, the training curves and (last) the trained weights."""
     from accelerate import PartialState
 
     if not PartialState().is_main_process:
@@ -122,7 +124,7 @@ def _write_run(run: RunDir, model, cfg: RunConfig, result: FitResult, summary: d
         "tokens_per_second", "trained_tokens_per_second")}}
     write_json_atomic(metrics, run.metrics)
     write_json_atomic(summary, run.summary)
-    plot_training_curves(run.log, run.curves, metric="perplexity")
+    plot_training_curves(run.log, run.curves, metric=curve_metric)
     # The weights last: their presence marks the run finished (RunDir.require_trained).
     save_tensors(trainable_state(model), run.weights, metadata={"strategy": cfg.strategy.name})
 

@@ -17,7 +17,7 @@ from typing import Any, Iterator, Protocol
 
 from ...errors import DataError
 from ..files import json_records
-from ..records import Dialogue, Document, NluExample, Utterance
+from ..records import Dialogue, Document, NluExample, Preference, Utterance
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Loaded:
     """Everything read from one file: records, their raw forms, and what could not be read."""
 
     path: str
-    kind: str  # "intent", "dialogue", "documents" or "nlu"
+    kind: str  # "intent", "dialogue", "documents", "nlu" or "preference"
     format: str | None  # csv, jsonl, hf, rasa / chat, sharegpt, alpaca / documents / conll
     container: str  # csv, jsonl, array (a .json list), yaml, hf or documents
     strict: bool = True
@@ -59,6 +59,7 @@ class Loaded:
     dialogues: list[Dialogue] = field(default_factory=list)
     documents: list[Document] = field(default_factory=list)
     examples: list[NluExample] = field(default_factory=list)  # kind "nlu"
+    preferences: list[Preference] = field(default_factory=list)  # kind "preference"
     raws: list[Any] = field(default_factory=list)  # lenient reading only
     problems: list[Problem] = field(default_factory=list)
     header: list[str] | None = None
@@ -68,7 +69,8 @@ class Loaded:
     @property
     def records(self) -> list:
         return {"intent": self.utterances, "dialogue": self.dialogues,
-                "documents": self.documents, "nlu": self.examples}[self.kind]
+                "documents": self.documents, "nlu": self.examples,
+                "preference": self.preferences}[self.kind]
 
     @property
     def malformed(self) -> list[dict]:

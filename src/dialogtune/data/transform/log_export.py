@@ -7,6 +7,9 @@ Tool-calling exchanges come back as tool-calling data in the form the dialogue r
 reads: the functions offered as the record's ``tools``, earlier calls (``tool_calls``) and
 results (role ``tool``) as context, and the reply's own calls as the trained turn (a
 corrected reply replaces words and calls alike).
+Preference data (``preference``): a corrected reply becomes a pair (chosen = the
+correction, rejected = what the bot said); a thumbs up or down without a correction becomes
+an unpaired KTO row (``completion`` + ``label``); unrated exchanges are left out.
 ``reviewed_only`` keeps just what a person vouched for (a thumbs-up or a correction): the
 safe input for retraining, since unreviewed replies are the model's own guesses.
 """
@@ -23,7 +26,7 @@ from ...errors import DialogtuneError
 from ..conversation_log import Reviewed, read_reviewed
 from ..files import escape_cell
 
-FORMATS = ("chat", "intent", "nlu")
+FORMATS = ("chat", "intent", "nlu", "preference")
 
 
 def chat_example(item: Reviewed) -> dict | None:
@@ -42,9 +45,25 @@ def chat_example(item: Reviewed) -> dict | None:
     return {"id": ex.id, **tools, "messages": [*messages, reply]}
 
 
-def _reply_turn(item: Reviewed) -> dict | None:
-    """The trained assistant turn: the correction, else the logged words and calls."""
-    if item.corrected_reply:
+def preference_example(item: Reviewed) -> dict | None:
+    """A preference record: a pair for a corrected reply, a KTO row for a bare rating."""
+    ex = item.exchange
+    said = _reply_turn(item, corrected=False)
+    if ex.kind != "chat" or said is None:
+        return None
+    context = {**({"tools": ex.tools} if ex.tools else {}), "id": ex.id,
+               "messages": [_history_turn(m) for m in ex.messages]}
+    if item.corrected_reply and item.corrected_reply.strip() != (ex.reply or "").strip():
+        return {**context, "chosen": _reply_turn(item), "rejected": said}
+    if item.rating in ("up", "down") and not item.corrected_reply:
+        return {**context, "completion": said, "label": item.rating == "up"}
+    return None
+
+
+def _reply_turn(item: Reviewed, corrected: bool = True) -> dict | None:
+    """The trained assistant turn: the correction (unless ``corrected`` is False), else
+    the logged words and calls."""
+    if corrected and item.corrected_reply:
         return {"role": "assistant", "content": item.corrected_reply}
     ex = item.exchange
     if not ex.reply and not ex.tool_calls:
@@ -98,15 +117,16 @@ def is_reviewed(item: Reviewed, fmt: str) -> bool:
     """True when a person vouched for what ``fmt`` trains on: a thumbs-up, or a correction
     of that very field (the reply for chat, the intent for intent, intent or slots for
     nlu)."""
-    corrected = {"chat": item.corrected_reply, "intent": item.corrected_intent,
+    corrected = {"chat": item.corrected_reply, "preference": item.corrected_reply,
+                 "intent": item.corrected_intent,
                  "nlu": item.corrected_intent or item.corrected_slots is not None}[fmt]
     return item.rating == "up" or bool(corrected)
 
 
 def export_logs(db: str | Path, output: str | Path, fmt: str = "chat",
                 reviewed_only: bool = False) -> int:
-    """Write the reviewed log as chat JSONL, intent CSV or NLU JSONL (text, intent,
-    slots); returns the examples written."""
+    """Write the reviewed log as chat JSONL, intent CSV, NLU JSONL (text, intent, slots)
+    or preference JSONL; returns the examples written."""
     if fmt not in FORMATS:
         raise DialogtuneError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
     output = Path(output)
@@ -124,9 +144,10 @@ def export_logs(db: str | Path, output: str | Path, fmt: str = "chat",
 
 
 def _write(handle, reviewed: list[Reviewed], fmt: str) -> int:
-    if fmt in ("chat", "nlu"):
-        rows = [r for r in map(chat_example if fmt == "chat" else nlu_example, reviewed)
-                if r is not None]
+    if fmt != "intent":
+        example = {"chat": chat_example, "nlu": nlu_example,
+                   "preference": preference_example}[fmt]
+        rows = [r for r in map(example, reviewed) if r is not None]
         handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     else:
         rows = [r for r in map(intent_example, reviewed) if r is not None]
