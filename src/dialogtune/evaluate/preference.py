@@ -18,6 +18,7 @@ from torch import nn
 
 from ..data.encode.preference import EncodedPreference, collate_preferences
 from ..errors import DialogtuneError
+from ..models.devices import on_model_device
 from ..models.preference import (Method, method_loss, pair_margins, reference_logps,
                                  sequence_logps, shares_context)
 
@@ -43,7 +44,7 @@ def score_pairs(model: nn.Module, items: list[EncodedPreference], method: Method
     for start in range(0, len(items), PAIRS_PER_FORWARD):
         chunk = items[start:start + PAIRS_PER_FORWARD]
         batch = collate_preferences(chunk, pad_id, shares_context(model))
-        batch = {k: v.to(next(model.parameters()).device) for k, v in batch.items()}
+        batch = on_model_device(batch, model)
         policy = sequence_logps(model, batch)
         reference = reference_logps(model, batch) if method.uses_reference else None
         margins += pair_margins(method, policy, reference).tolist()

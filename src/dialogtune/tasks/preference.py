@@ -112,7 +112,7 @@ def _loop_summary(result: FitResult, counter: dict[str, int]) -> dict:
             "tokens_per_second": round(counter.get("tokens", 0) / seconds, 2),
             "trained_tokens_per_second": round(counter.get("trained", 0) / seconds, 2),
             "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-            "precision": result.precision}
+            "precision": result.precision, **result.utilisation}
 
 
 # 4 records a step: the losses compare replies across a batch (KTO's reference point is the
