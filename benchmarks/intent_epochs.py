@@ -35,8 +35,9 @@ def run(root: Path, name: str, epochs: int, seed: int, threads: int, work: Path,
     train, test = (root / part for part in SETS[name])
     out = work / f"{name}_{epochs}_{seed}"
     cli = [sys.executable, "-m", "dialogtune.cli"]
+    chosen = ["--set", f"train.epochs={epochs}"] if epochs else []  # 0: the default's
     subprocess.run([*cli, "train", "--task", "intent", "--data", str(train), "--output",
-                    str(out), "--set", f"train.epochs={epochs}", "--set", f"train.seed={seed}",
+                    str(out), *chosen, "--set", f"train.seed={seed}",
                     "--set", f"train.num_threads={threads}", "--set",
                     "train.save_every_steps=0", *[a for s in extra for a in ("--set", s)]],
                    check=True, stdout=subprocess.DEVNULL)
@@ -55,7 +56,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
     parser.add_argument("--sets", nargs="+", default=["snips", "crosswoz_zh"], choices=SETS)
-    parser.add_argument("--epochs", nargs="+", type=int, default=[2, 3])
+    parser.add_argument("--epochs", nargs="+", type=int, default=[2, 3],
+                        help="0: the default (epochs by the data's size)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[42])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", dest="extra", action="append", default=[],
