@@ -107,6 +107,11 @@ class TrainConfig(_Section):
     max_steps: int | None = None
     # Small data sets need more passes: training runs at least this many steps.
     min_steps: int = 0
+    # When set, default epochs that would take more steps than this stop at it, though
+    # never before ``min_epochs``: long epochs need fewer passes. A run whose epochs the
+    # user sets is never cut (Task.resolve drops the budget then).
+    step_budget: int = 0
+    min_epochs: float = 0
     # auto: bf16 autocast where this machine's bf16 matmul is at least twice float32's
     # (measured at start, see precision.py), float32 elsewhere.
     precision: Literal["auto", "fp32", "bf16"] = "auto"

@@ -48,7 +48,10 @@ def parameter_groups(model: nn.Module, lr: float, head_lr: float | None,
 
 def total_steps(per_epoch: int, cfg: TrainConfig) -> int:
     """Optimizer steps of the whole run, per process: epochs, at least min_steps, capped."""
-    total = max(1, math.ceil(cfg.epochs * per_epoch), cfg.min_steps)
+    total = math.ceil(cfg.epochs * per_epoch)
+    if cfg.step_budget and total > cfg.step_budget:
+        total = max(cfg.step_budget, math.ceil(cfg.min_epochs * per_epoch))
+    total = max(1, total, cfg.min_steps)
     return min(total, cfg.max_steps) if cfg.max_steps else total
 
 

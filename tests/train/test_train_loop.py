@@ -8,7 +8,8 @@ import pytest
 
 from dialogtune.resources import CpuSample, ThreadGovernor, available_threads, cgroup_cpu_limit
 from dialogtune.resources import others_busy_cores, read_cpu_sample, threads_beside, usable_cores
-from dialogtune.optim import lr_lambda
+from dialogtune.config import TrainConfig
+from dialogtune.optim import lr_lambda, total_steps
 from dialogtune.train import Objective
 
 
@@ -134,3 +135,30 @@ def test_omp_num_threads_is_the_users_choice(value, expected, monkeypatch):
 
     monkeypatch.setenv("OMP_NUM_THREADS", value)
     assert threads_from_environment() == expected
+
+
+@pytest.mark.parametrize("per_epoch, expected", [
+    (119, 476),   # CrossWOZ intents: 4 short epochs fit the budget
+    (313, 626),   # BANKING77: cut to the budget, but never below 2 epochs
+    (200, 600),   # cut to the budget between 2 and 4 epochs
+    (25, 100),    # 10 examples per intent: min_steps still lifts tiny data
+])
+def test_the_step_budget_shortens_long_epochs_only(per_epoch, expected):
+    cfg = TrainConfig(epochs=4, step_budget=600, min_epochs=2, min_steps=100)
+    assert total_steps(per_epoch, cfg) == expected
+    assert total_steps(313, TrainConfig(epochs=4)) == 4 * 313  # no budget: every epoch
+
+
+def test_epochs_the_user_sets_are_never_cut_by_the_tasks_budget():
+    from dialogtune.config import load_config
+    from dialogtune.tasks import get_task
+
+    intent = get_task("intent")
+    default = intent.resolve(load_config(None, [], task="intent", **{"data.train": "x.csv"}))
+    assert (default.train.epochs, default.train.step_budget) == (4, 600)
+    chosen = intent.resolve(load_config(None, ["train.epochs=5"], task="intent",
+                                        **{"data.train": "x.csv"}))
+    assert (chosen.train.epochs, chosen.train.step_budget) == (5, 0)
+    both = intent.resolve(load_config(None, ["train.epochs=5", "train.step_budget=900"],
+                                      task="intent", **{"data.train": "x.csv"}))
+    assert both.train.step_budget == 900

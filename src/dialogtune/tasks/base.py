@@ -43,6 +43,7 @@ class Task:
     def resolve(self, cfg: RunConfig) -> RunConfig:
         """A copy of ``cfg`` with this task's defaults in the settings left unset (or None)."""
         cfg = cfg.model_copy(deep=True)
+        user_set = set(cfg.train.model_fields_set)
         for section, values in self.defaults.items():
             target = getattr(cfg, section)
             # the strategy's name first: which other strategy settings apply depends on it
@@ -51,6 +52,8 @@ class Task:
                     continue
                 if key not in target.model_fields_set or getattr(target, key) is None:
                     setattr(target, key, value)
+        if "epochs" in user_set and "step_budget" not in user_set:
+            cfg.train.step_budget = 0  # the budget shortens default epochs, never the user's
         return cfg
 
 
