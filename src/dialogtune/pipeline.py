@@ -28,12 +28,13 @@ def train_from_options(config: Path | None, overrides: list[str], values: dict,
 
 def evaluate_run(run: str | Path, data: str, output: Path | None = None,
                  base: bool = False, oos_threshold: float | None = None,
-                 policy=None, tools: str | None = None) -> dict:
+                 policy=None, tools: str | None = None, backend: str = "torch") -> dict:
     """Evaluate a run on ``data``; writes ``output`` (and plots beside it) when given.
 
     ``policy`` (a ``models.LoadPolicy`` from the command line) may allow remote code or
     pickle weights; by default neither is, whatever the run's config says. ``tools``: a
-    tools file for chat data (default: the run's ``data.tools``)."""
+    tools file for chat data (default: the run's ``data.tools``). ``backend``: ``torch``, or
+    ``onnx`` for intent and NLU runs (their ONNX export, ``inference.onnx``)."""
     task = get_task(read_run_config(Path(run)).task)
     return task.evaluate(run, data, output, base=base, oos_threshold=oos_threshold,
-                         policy=policy, tools=tools)
+                         policy=policy, tools=tools, backend=backend)

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .common import PICKLE_HELP, TOOLS_HELP, TRUST_HELP, load_policy
+from .common import BACKEND_HELP, PICKLE_HELP, TOOLS_HELP, TRUST_HELP, load_policy
 
 
 def evaluate(
@@ -32,6 +32,7 @@ def evaluate(
                                            "a description shown in the prompt."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
+    backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
 ) -> None:
     """Evaluate a run on held-out data and write the metrics (and plots) as JSON/PNG.
 
@@ -53,7 +54,7 @@ def evaluate(
             raise typer.BadParameter("give a run directory; --model and --label-descriptions "
                                      "go with --zero-shot")
         metrics = evaluate_run(run, data, output, base=base, oos_threshold=oos_threshold,
-                               policy=policy, tools=tools)
+                               policy=policy, tools=tools, backend=backend)
     typer.echo(json.dumps(headline(metrics), indent=2))
     if output:
         typer.echo(f"wrote {output}")
