@@ -7,6 +7,7 @@ Without ``--run`` it trains the default intent run (``dialogtune train --task in
 on ``train.csv`` (or a stratified ``--train-subset`` of it), then in the same process tree:
   1. ``dialogtune export RUN --format onnx --output RUN/onnx`` and, with ``--quantize int8``,
      ``RUN/onnx-int8`` (command seconds);
+     An int8 variant with per-channel scales is measured beside the default.
   2. single-utterance latency (batch 1, ``--threads`` threads): ``probabilities([text])``
      of each predictor (tokenisation included), the three backends interleaved per
      utterance so that load from other users falls on all of them alike; p50 / p95;
@@ -26,6 +27,7 @@ import csv
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -83,6 +85,18 @@ def export(run: Path, name: str, extra: list[str]) -> float:
     subprocess.run([*CLI, "export", str(run), "--format", "onnx", "--output", str(run / name),
                     *extra], check=True, stdout=subprocess.DEVNULL)
     return round(time.perf_counter() - started, 1)
+
+
+def per_channel_variant(run: Path) -> Path:
+    """The int8 export re-quantized with one scale per output channel (``per_channel``):
+    measured beside the default (one scale per tensor) to keep whichever is better."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    folder = run / "onnx-int8-per-channel"
+    shutil.copytree(run / "onnx-int8", folder)
+    quantize_dynamic(str(run / "onnx" / "model.onnx"), str(folder / "model.onnx"),
+                     weight_type=QuantType.QInt8, per_channel=True)
+    return folder
 
 
 def percentiles(seconds: list[float]) -> dict:
@@ -183,7 +197,9 @@ def measure(run: Path, test: list, args) -> dict:
     torch.set_num_threads(args.threads)
     predictors = {"torch_fp32": load_classifier(run),
                   "onnx_fp32": load_onnx_predictor(run / "onnx", args.threads),
-                  "onnx_int8": load_onnx_predictor(run / "onnx-int8", args.threads)}
+                  "onnx_int8": load_onnx_predictor(run / "onnx-int8", args.threads),
+                  "onnx_int8_per_channel": load_onnx_predictor(per_channel_variant(run),
+                                                               args.threads)}
     texts = [text for text, _ in random.Random(1).sample(test, args.latency_utterances)]
     with torch.inference_mode():
         latency = single_latency(predictors, texts)
