@@ -155,3 +155,18 @@ def test_a_failed_export_leaves_nothing(run, tmp_path, monkeypatch, failure):
     with pytest.raises(DialogtuneError, match=expected):
         onnx_export.export_onnx(run, output, quantize="int8")
     assert list((tmp_path / "exports").iterdir()) == []
+
+
+def test_an_export_of_older_weights_is_refused(run, capsys):
+    """A run trained again after its export must not be answered by the old graph."""
+    from safetensors.torch import load_file, save_file
+
+    assert main(["export", str(run), "--format", "onnx", "--output", str(run / "onnx")]) == 0
+    capsys.readouterr()
+    weights = run / "model.safetensors"
+    save_file({name: tensor + 1 for name, tensor in load_file(str(weights)).items()},
+              str(weights))
+    assert main(["predict", str(run), "hello", "--backend", "onnx"]) == 2
+    assert f"{run / 'onnx'} was exported from other weights than {weights}" in error_line(
+        capsys.readouterr().err)
+    assert main(["predict", str(run / "onnx"), "hello", "--backend", "onnx"]) == 0  # as asked

@@ -104,7 +104,8 @@ def test_float32_export_gives_the_runs_logits_and_results(which, request, tmp_pa
                                                           one_thread):
     run = request.getfixturevalue(which)
     manifest = export_onnx(run, tmp_path / "onnx")
-    assert manifest["check"]["max_abs_logit_difference"] <= 1e-4
+    assert set(manifest["check"]) == {"float32"}
+    assert manifest["check"]["float32"]["max_abs_logit_difference"] <= 1e-4
     torch_predictor = load_classifier(run)
     onnx_predictor = load_classifier(tmp_path / "onnx", backend="onnx")
     assert isinstance(onnx_predictor.model, OnnxGraph)

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ..atomic import replace_durably, temporary_folder
-from ..checkpoint import save_tensors, write_json_atomic
+from ..checkpoint import file_sha256, save_tensors, write_json_atomic
 from ..config import read_run_config
 from ..data.encode.batching import pad_batch
 from ..data.encode.intent import encode_texts
@@ -177,15 +177,14 @@ def export_onnx(run: str | Path, output: str | Path, quantize: str | None = None
     staging = ExportDir(temporary_folder(output))
     try:
         write_graph(model, batch, staging.model, slots)
-        check = compare_outputs(model, staging.model, batch, slots)
-        if check["max_abs_logit_difference"] > FP32_ATOL:
+        check = {"float32": compare_outputs(model, staging.model, batch, slots)}
+        gap = check["float32"]["max_abs_logit_difference"]
+        if gap > FP32_ATOL:
             raise DialogtuneError(f"{run}: the ONNX graph's logits differ from the run's by "
-                                  f"{check['max_abs_logit_difference']:.2g} (more than "
-                                  f"{FP32_ATOL}); nothing was written")
+                                  f"{gap:.2g} (more than {FP32_ATOL}); nothing was written")
         if quantize:
             quantize_int8(staging.model)
-            check = {"float32": check,
-                     "int8": compare_outputs(model, staging.model, batch, slots)}
+            check["int8"] = compare_outputs(model, staging.model, batch, slots)
         write_run_files(RunDir(Path(run)), staging, predictor.tokenizer, slot_crf(model)
                         if slots else None)
         manifest = describe(run, cfg, quantize, slots, check, staging)
@@ -202,6 +201,7 @@ def describe(run, cfg, quantize: str | None, slots: bool, check: dict,
     import onnxruntime
 
     return {"kind": "onnx", "run": str(run), "task": cfg.task, "strategy": cfg.strategy.name,
+            "run_weights_sha256": file_sha256(RunDir(Path(run)).weights),
             "base_model": cfg.model.name, "quantize": quantize,
             "outputs": output_names(slots), "exporter": f"torch.onnx dynamo {torch.__version__}",
             "onnxruntime": onnxruntime.__version__, "check": check,

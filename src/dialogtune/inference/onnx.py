@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..checkpoint import file_sha256
 from ..config import read_run_config
 from ..data.encode.intent import LabelMap
 from ..data.encode.slots import SlotLabelMap
@@ -86,10 +87,18 @@ class OnnxGraph(nn.Module):
 
 
 def export_folder(source: str | Path) -> ExportDir:
-    """The ONNX export at ``source`` or in ``source/onnx``; else a one-line error."""
-    for folder in (ExportDir(Path(source)), RunDir(Path(source)).onnx):
-        if folder.is_export():
-            return folder
+    """The ONNX export at ``source`` or in ``source/onnx``; else a one-line error. An
+    export inside a run must come from the run's current weights (a run trained again
+    after its export would otherwise be answered by the old model)."""
+    if ExportDir(Path(source)).is_export():
+        return ExportDir(Path(source))
+    run = RunDir(Path(source))
+    if run.onnx.is_export():
+        made_from = run.read_json(run.onnx.manifest).get("run_weights_sha256")
+        if run.weights.exists() and made_from != file_sha256(run.weights):
+            raise DialogtuneError(f"{run.onnx.path} was exported from other weights than "
+                                  f"{run.weights}; export the run again")
+        return run.onnx
     raise DialogtuneError(f"{source}: no ONNX export here or in {Path(source) / 'onnx'}; "
                           "write one with 'dialogtune export RUN --format onnx --output "
                           "RUN/onnx'")
