@@ -143,6 +143,22 @@ def compare_outputs(model: nn.Module, graph_path: Path, batch: dict[str, torch.T
             "probe_texts": len(real)}
 
 
+def write_checked_graph(model: nn.Module, batch: dict[str, torch.Tensor], path: Path,
+                        slots: bool, quantize: str | None) -> dict:
+    """The graph at ``path``, its float32 logits within ``FP32_ATOL`` of the model's (else
+    a one-line error), then quantized if asked; returns each precision's check."""
+    write_graph(model, batch, path, slots)
+    check = {"float32": compare_outputs(model, path, batch, slots)}
+    gap = check["float32"]["max_abs_logit_difference"]
+    if gap > FP32_ATOL:
+        raise DialogtuneError(f"the ONNX graph's logits differ from the run's by {gap:.2g} "
+                              f"(more than {FP32_ATOL}); nothing was written")
+    if quantize:
+        quantize_int8(path)
+        check["int8"] = compare_outputs(model, path, batch, slots)
+    return check
+
+
 def write_run_files(run: RunDir, folder: ExportDir, tokenizer, crf: nn.Module | None) -> None:
     """What the predictor reads beside the graph: the tokenizer, the run's config, label
     maps and summary, and a CRF's transitions."""
@@ -176,15 +192,7 @@ def export_onnx(run: str | Path, output: str | Path, quantize: str | None = None
                         cfg.data.max_length or 64)
     staging = ExportDir(temporary_folder(output))
     try:
-        write_graph(model, batch, staging.model, slots)
-        check = {"float32": compare_outputs(model, staging.model, batch, slots)}
-        gap = check["float32"]["max_abs_logit_difference"]
-        if gap > FP32_ATOL:
-            raise DialogtuneError(f"{run}: the ONNX graph's logits differ from the run's by "
-                                  f"{gap:.2g} (more than {FP32_ATOL}); nothing was written")
-        if quantize:
-            quantize_int8(staging.model)
-            check["int8"] = compare_outputs(model, staging.model, batch, slots)
+        check = write_checked_graph(model, batch, staging.model, slots, quantize)
         write_run_files(RunDir(Path(run)), staging, predictor.tokenizer, slot_crf(model)
                         if slots else None)
         manifest = describe(run, cfg, quantize, slots, check, staging)
