@@ -28,13 +28,15 @@ def train_from_options(config: Path | None, overrides: list[str], values: dict,
 
 def evaluate_run(run: str | Path, data: str, output: Path | None = None,
                  base: bool = False, oos_threshold: float | None = None,
-                 policy=None, tools: str | None = None, chat_data: str | None = None) -> dict:
+                 policy=None, tools: str | None = None, chat_data: str | None = None,
+                 backend: str = "torch") -> dict:
     """Evaluate a run on ``data``; writes ``output`` (and plots beside it) when given.
 
     ``policy`` (a ``models.LoadPolicy`` from the command line) may allow remote code or
     pickle weights; by default neither is, whatever the run's config says. ``tools``: a
     tools file for chat data (default: the run's ``data.tools``). ``chat_data``: held-out
-    dialogues for a preference run's chat metrics (only tasks that take it)."""
+    dialogues for a preference run's chat metrics (only tasks that take it). ``backend``:
+    ``torch``, or ``onnx`` for intent and NLU runs (their ONNX export, ``inference.onnx``)."""
     import inspect
 
     from .errors import DialogtuneError
@@ -44,4 +46,4 @@ def evaluate_run(run: str | Path, data: str, output: Path | None = None,
     if extra and "chat_data" not in inspect.signature(task.evaluate).parameters:
         raise DialogtuneError(f"--chat-data applies to preference runs, not {task.name} runs")
     return task.evaluate(run, data, output, base=base, oos_threshold=oos_threshold,
-                         policy=policy, tools=tools, **extra)
+                         policy=policy, tools=tools, backend=backend, **extra)

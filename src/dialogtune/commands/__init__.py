@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import typer
 
-from . import advise, chat, data, evaluate, explain, predict, serve, study, train
+from . import advise, chat, data, evaluate, explain, export, predict, serve, study, train
 
 # In the order ``dialogtune --help`` lists them (verb groups after the verbs).
 VERBS = {"train": train.train, "eval": evaluate.evaluate, "predict": predict.predict,
          "explain": explain.explain,
-         "chat": chat.chat, "generate": chat.generate, "export": chat.export,
+         "chat": chat.chat, "generate": chat.generate, "export": export.export,
          "serve": serve.serve, "compare": study.compare, "curve": study.curve,
          "recommend": advise.recommend, "tune": advise.tune}
 GROUPS = {"data": data.data_app}

@@ -1,4 +1,4 @@
-"""Chat verbs: ``dialogtune chat``, ``generate`` and ``export``."""
+"""Chat verbs: ``dialogtune chat`` and ``generate``."""
 
 from __future__ import annotations
 
@@ -70,18 +70,3 @@ def generate(
     output.write_text(text or "\n", encoding="utf-8")
     typer.echo(f"wrote {len(records)} replies to {output}")
 
-
-def export(
-    run: Path = typer.Argument(..., help="A trained chat run directory."),
-    output: Path = typer.Option(..., "--output", help="Folder (or .gguf file) to write."),
-    merge: bool = typer.Option(False, "--merge", help="Fold adapters into a plain model."),
-    gguf: bool = typer.Option(False, "--gguf", help="Write a GGUF file (llama.cpp)."),
-    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
-    allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
-) -> None:
-    """Export a run as a Hugging Face folder, a peft adapter folder, or GGUF."""
-    from ..export.hf import export_run
-
-    info = export_run(run, output, merge=merge, gguf=gguf,
-                      policy=load_policy(trust_remote_code, allow_pickle))
-    typer.echo(json.dumps(info, indent=2))

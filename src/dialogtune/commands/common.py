@@ -4,6 +4,8 @@ from __future__ import annotations
 
 TRUST_HELP = "Run Python code shipped with the model (a run's config alone never allows it)."
 PICKLE_HELP = "Load .bin/.pt (pickle) weights, which can run code when loaded."
+BACKEND_HELP = ("Intent and NLU runs: 'torch', or 'onnx' to read RUN's ONNX export (RUN is "
+                "the export folder, or a run holding one in RUN/onnx).")
 TOOLS_HELP = ("JSON file of tools (an OpenAI 'tools' list or function objects) for the "
               "dialogues that have none of their own.")
 

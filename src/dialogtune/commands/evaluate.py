@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .common import PICKLE_HELP, TOOLS_HELP, TRUST_HELP, load_policy
+from .common import BACKEND_HELP, PICKLE_HELP, TOOLS_HELP, TRUST_HELP, load_policy
 
 
 def evaluate(
@@ -35,6 +35,7 @@ def evaluate(
                                   "metrics (perplexity, grounding) beside the preference ones."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
+    backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
 ) -> None:
     """Evaluate a run on held-out data and write the metrics (and plots) as JSON/PNG.
 
@@ -57,7 +58,8 @@ def evaluate(
             raise typer.BadParameter("give a run directory; --model and --label-descriptions "
                                      "go with --zero-shot")
         metrics = evaluate_run(run, data, output, base=base, oos_threshold=oos_threshold,
-                               policy=policy, tools=tools, chat_data=chat_data)
+                               policy=policy, tools=tools, chat_data=chat_data,
+                               backend=backend)
     typer.echo(json.dumps(headline(metrics), indent=2))
     if output:
         typer.echo(f"wrote {output}")

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .common import PICKLE_HELP, TRUST_HELP, load_policy
+from .common import BACKEND_HELP, PICKLE_HELP, TRUST_HELP, load_policy
 
 
 def predict(
@@ -19,12 +19,13 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
+    backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
 ) -> None:
     """Top-k intents with probabilities for each utterance (and its slots, NLU runs)."""
     from ..inference.intent import predict_texts
 
     results = predict_texts(run, texts, file, top_k,
-                            load_policy(trust_remote_code, allow_pickle))
+                            load_policy(trust_remote_code, allow_pickle), backend)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from ..errors import DialogtuneError
-from .common import PICKLE_HELP
+from .common import BACKEND_HELP, PICKLE_HELP
 
 API_KEY_ENV = "DIALOGTUNE_API_KEY"
 log = logging.getLogger("dialogtune")
@@ -47,6 +47,7 @@ def serve(
     drain_seconds: float = typer.Option(
         30.0, "--drain-seconds", help="On SIGTERM, seconds to finish queued work before "
                                       "cancelling it."),
+    backend: str = typer.Option("torch", "--backend", help="For --intent: " + BACKEND_HELP),
 ) -> None:
     """Serve intent and/or chat models over HTTP, with a web chat at / (Ctrl+C stops)."""
     from ..serve.runtime import load_models, run_server
@@ -58,7 +59,7 @@ def serve(
                               oos_threshold=oos_threshold, fallback_reply=fallback_reply,
                               max_tokens=max_tokens, generation_timeout=generation_timeout,
                               drain_seconds=drain_seconds)
-    run_server(settings, *load_models(intent, chat, allow_pickle))
+    run_server(settings, *load_models(intent, chat, allow_pickle, backend))
 
 
 def build_settings(host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,

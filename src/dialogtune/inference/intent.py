@@ -16,7 +16,7 @@ from ..data.encode.batching import pad_batch
 from ..errors import DialogtuneError
 from ..models.devices import on_model_device
 from ..models.loading import LoadPolicy, load_intent_model
-from ..runs.layout import RunDir
+from ..runs.layout import ExportDir, RunDir
 from ..strategies import CLASSIFIER, apply_strategy
 
 
@@ -108,8 +108,10 @@ class Predictor:
 
 
 def predict_texts(run: str | Path, texts: list[str], file: str | Path | None = None,
-                  top_k: int = 3, policy: LoadPolicy | None = None) -> list[dict]:
-    """``dialogtune predict``: the top-k intents of each text and of each line of ``file``."""
+                  top_k: int = 3, policy: LoadPolicy | None = None,
+                  backend: str = "torch") -> list[dict]:
+    """``dialogtune predict``: the top-k intents of each text and of each line of ``file``
+    (``backend``: as for :func:`load_classifier`)."""
     from ..data.files import read_text
 
     items = list(texts or [])
@@ -117,14 +119,21 @@ def predict_texts(run: str | Path, texts: list[str], file: str | Path | None = N
         items += [line.strip() for line in read_text(file).splitlines() if line.strip()]
     if not items:
         raise DialogtuneError("nothing to classify: give TEXT arguments or --file")
-    return load_classifier(run, policy).classify(items, top_k)
+    return load_classifier(run, policy, backend).classify(items, top_k)
 
 
-def load_classifier(run: str | Path, policy=None):
+def load_classifier(run: str | Path, policy=None, backend: str = "torch"):
     """The predictor of a trained intent or NLU run (its task's ``load_predictor``): what
-    ``predict`` and the server's ``--intent`` load. Other runs are refused in one line."""
+    ``predict``, ``eval`` and the server's ``--intent`` load. ``backend="onnx"``: the same
+    predictor on the run's ONNX export (``inference.onnx``). Other runs are refused in one
+    line."""
     from ..tasks import get_task  # the registry only: inference never imports a task
+    from .onnx import check_backend, export_folder, load_onnx_predictor
 
+    if check_backend(backend) == "onnx":
+        return load_onnx_predictor(export_folder(run).path)
+    if ExportDir(Path(run)).is_export():
+        raise DialogtuneError(f"{run}: an ONNX export, not a run; read it with --backend onnx")
     task = get_task(read_run_config(RunDir(Path(run)).require_trained().path).task)
     if task.model_kind != CLASSIFIER:
         raise DialogtuneError(f"{run}: a {task.name} run, not an intent or NLU run")

@@ -61,6 +61,11 @@ class RunDir:
         return CheckpointDir(self.path / "checkpoint")
 
     @property
+    def onnx(self) -> "ExportDir":
+        """Where ``--backend onnx`` looks for an ONNX export inside a run folder."""
+        return ExportDir(self.path / "onnx")
+
+    @property
     def eval(self) -> "EvalDir":
         """Where ``dialogtune eval`` writes by default."""
         return EvalDir(self.path / "eval")
@@ -108,6 +113,35 @@ class EvalDir:
     @property
     def confusion_png(self) -> Path:
         return self.path / "confusion_matrix.png"
+
+
+@dataclass(frozen=True)
+class ExportDir:
+    """An ONNX export (``dialogtune export RUN --format onnx``): the graph, its manifest
+    and the CRF's transitions (NLU runs with a CRF); the run files a predictor reads
+    (config, label maps, summary, tokenizer) keep their ``RunDir`` names beside them."""
+    path: Path
+
+    @property
+    def model(self) -> Path:
+        return self.path / "model.onnx"
+
+    @property
+    def manifest(self) -> Path:
+        """Written last: its presence marks a finished export."""
+        return self.path / "dialogtune_export.json"
+
+    @property
+    def crf(self) -> Path:
+        return self.path / "crf.safetensors"
+
+    @property
+    def files(self) -> RunDir:
+        """The run files copied beside the graph, under their run names."""
+        return RunDir(self.path)
+
+    def is_export(self) -> bool:
+        return self.manifest.exists() and self.model.exists()
 
 
 @dataclass(frozen=True)

@@ -41,18 +41,21 @@ def check_safe_source(source: str | Path, allow_pickle: bool = False) -> None:
 
 
 def load_models(intent_run: str | Path | None, chat: str | Path | None,
-                allow_pickle: bool = False):
+                allow_pickle: bool = False, backend: str = "torch"):
     """(intent or NLU predictor | None, ChatPredictor | None), each loaded once, safe
-    sources only."""
+    sources only. ``backend="onnx"`` serves the intent run's ONNX export, which loads no
+    Python code or pickle (a graph, JSON and tokenizer files)."""
     from ..inference.chat import ChatPredictor
     from ..inference.intent import load_classifier
+    from ..inference.onnx import check_backend
     from ..models.loading import LoadPolicy
 
-    for source in (intent_run, chat):
+    torch_intent = intent_run if check_backend(backend) == "torch" else None
+    for source in (torch_intent, chat):
         if source:
             check_safe_source(source, allow_pickle)
     policy = LoadPolicy(trust_remote_code=False, allow_pickle=allow_pickle)
-    intent = load_classifier(intent_run, policy) if intent_run else None
+    intent = load_classifier(intent_run, policy, backend) if intent_run else None
     chat_model = ChatPredictor.load(chat, policy) if chat else None
     return intent, chat_model
 

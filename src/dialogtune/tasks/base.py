@@ -23,8 +23,9 @@ class Task:
       left unset. ``strategy`` settings are filled only where the chosen strategy reads
       them (a LoRA rank for lora or dora, nothing for full).
     - ``train(cfg, resume=False, callbacks=())`` → the run summary (``run.json``).
-    - ``evaluate(run, data, output, base=, oos_threshold=, policy=, tools=)`` → the metrics
-      (``tools``: a tools file, for chat runs; a task may take ``chat_data=`` too: held-out
+    - ``evaluate(run, data, output, base=, oos_threshold=, policy=, tools=, backend=)`` → the
+      metrics (``tools``: a tools file, for chat runs; ``backend``: ``torch``, or ``onnx``
+      for classifier runs with an ONNX export; a task may take ``chat_data=`` too: held-out
       dialogues scored beside its own data, as preference runs do).
     - ``load_predictor(run_dir, policy)`` → a ready predictor of a trained run.
     - ``read_data(cfg, path)`` → the records of one data file, as training reads them.

@@ -132,12 +132,14 @@ def write_lm_run(run: RunDir, model, cfg: RunConfig, result: FitResult, summary:
 def evaluate_lm(run: Path, data: str, output: Path | None = None, base: bool = False,
                 generate_turns: int = 40, max_new_tokens: int = 48, policy=None,
                 oos_threshold: float | None = None, documents: bool = False,
-                tools: str | None = None) -> dict:
+                tools: str | None = None, backend: str = "torch") -> dict:
     """Score a causal-LM run (or, with ``base``, the model it started from) on held-out
     data; ``documents``: the run learned documents (perplexity over document blocks)."""
     from ..evaluate.chat import evaluate_run_on
 
     if oos_threshold is not None:
         raise DialogtuneError("--oos-threshold applies to intent runs")
+    if backend != "torch":
+        raise DialogtuneError(f"--backend {backend} applies to intent and NLU runs")
     return evaluate_run_on(Path(run), data, output, base, generate_turns, max_new_tokens,
                            policy, documents, tools)

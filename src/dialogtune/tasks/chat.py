@@ -44,11 +44,12 @@ def train_chat(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
 
 def evaluate_chat(run: str | Path, data: str, output: Path | None = None, base: bool = False,
                   generate_turns: int = 40, max_new_tokens: int = 48, policy=None,
-                  oos_threshold: float | None = None, tools: str | None = None) -> dict:
+                  oos_threshold: float | None = None, tools: str | None = None,
+                  backend: str = "torch") -> dict:
     """Score a chat run (or, with ``base``, the model it started from) on held-out data;
     ``tools``: a tools file for dialogues without tools (default: the run's ``data.tools``)."""
     return evaluate_lm(Path(run), data, output, base, generate_turns, max_new_tokens, policy,
-                       oos_threshold, tools=tools)
+                       oos_threshold, tools=tools, backend=backend)
 
 
 # 2048 tokens: tool lists and results lengthen dialogues. SGD restaurants with tools (compact

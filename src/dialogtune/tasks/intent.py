@@ -26,7 +26,9 @@ from ..evaluate.intent import (
     score_probabilities,
 )
 from ..evaluate.plots import plot_training_curves
-from ..inference.intent import Predictor, batched_features, batched_probabilities
+from ..inference.intent import (Predictor, batched_features, batched_probabilities,
+                               load_classifier)
+from ..inference.onnx import default_eval_dir
 from ..models.heads import start_at_prototypes, supervised_contrastive_loss
 from ..models.loading import load_intent_model
 from ..runs.layout import EvalDir, RunDir
@@ -227,8 +229,9 @@ def write_intent_run(run: RunDir, model, tokenizer, data: IntentData, cfg: RunCo
 
 def evaluate_intent_run(run: str | Path, data: str, output: Path | None = None,
                         base: bool = False, oos_threshold: float | None = None,
-                        policy=None, tools: str | None = None) -> dict:
-    """``dialogtune eval`` on an intent run: metrics (and plots beside them) on ``data``."""
+                        policy=None, tools: str | None = None, backend: str = "torch") -> dict:
+    """``dialogtune eval`` on an intent run: metrics (and plots beside them) on ``data``,
+    read by the ``backend`` predictor (``torch``, or ``onnx``: the run's ONNX export)."""
     if base:
         raise DialogtuneError("--base applies to chat runs: an intent head starts random")
     if tools:
@@ -236,8 +239,9 @@ def evaluate_intent_run(run: str | Path, data: str, output: Path | None = None,
     cfg = read_run_config(Path(run))
     records = read_intents(data, cfg.data.text_column, cfg.data.label_column,
                            require_labels=1)
-    out = EvalDir(Path(output).parent) if output else RunDir(Path(run)).eval
-    metrics = evaluate_intent(Predictor.from_run(run, policy), records, out.path, oos_threshold)
+    predictor = load_classifier(run, policy, backend)
+    out = EvalDir(Path(output).parent) if output else default_eval_dir(run, backend)
+    metrics = {**evaluate_intent(predictor, records, out.path, oos_threshold), "backend": backend}
     write_json_atomic(metrics, Path(output) if output else out.metrics)
     return metrics
 

@@ -26,9 +26,11 @@ from ..data.quality.checks import rare_label_warnings
 from ..errors import ConfigError, DataError, DialogtuneError
 from ..evaluate.intent import evaluate_intent
 from ..evaluate.slots import sentence_accuracy, slot_report, slot_scores
+from ..inference.intent import load_classifier
 from ..inference.nlu import NluPredictor, uses_context
+from ..inference.onnx import default_eval_dir
 from ..models.nlu import load_nlu_model, nlu_loss
-from ..runs.layout import EvalDir, RunDir
+from ..runs.layout import EvalDir
 from ..strategies import CLASSIFIER
 from ..train import Objective, fit
 from .base import Task
@@ -153,19 +155,19 @@ def _validator(predictor, data):
 
 def evaluate_nlu_run(run: str | Path, data: str, output: Path | None = None,
                      base: bool = False, oos_threshold: float | None = None,
-                     policy=None, tools: str | None = None) -> dict:
+                     policy=None, tools: str | None = None, backend: str = "torch") -> dict:
     """``dialogtune eval`` on an NLU run: every intent metric, then the slot metrics
     (``slot_f1``, ``slot_precision``, ``slot_recall``, ``sentence_accuracy``,
-    ``per_slot``, ``slot_errors``)."""
+    ``per_slot``, ``slot_errors``); ``backend`` as for ``evaluate_intent_run``."""
     if base:
         raise DialogtuneError("--base applies to chat runs: the NLU heads start random")
     if tools:
         raise DialogtuneError("--tools applies to chat runs")
     cfg = read_run_config(Path(run))
     records = read_nlu_records(cfg, data)
-    out = EvalDir(Path(output).parent) if output else RunDir(Path(run)).eval
-    predictor = NluPredictor.from_run(run, policy)
-    metrics = evaluate_intent(predictor, records, out.path, oos_threshold)
+    predictor = load_classifier(run, policy, backend)
+    out = EvalDir(Path(output).parent) if output else default_eval_dir(run, backend)
+    metrics = {**evaluate_intent(predictor, records, out.path, oos_threshold), "backend": backend}
     frames = predictor.frames([r.text for r in records], [r.context for r in records])
     metrics.update(slot_report(records, frames))
     write_json_atomic(metrics, Path(output) if output else out.metrics)

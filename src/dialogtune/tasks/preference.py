@@ -19,7 +19,7 @@ from accelerate.utils import set_seed
 from ..config import RunConfig
 from ..data.encode.preference import encode_preferences, preference_batches
 from ..data.formats.preference import read_preferences
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, DialogtuneError
 from ..evaluate.preference import evaluate_preference, validation_metrics
 from ..inference.chat import ChatPredictor, load_start
 from ..models.loading import LoadPolicy
@@ -129,9 +129,11 @@ def _defaults() -> dict:
 
 def evaluate_run(run: str | Path, data: str, output: Path | None = None, base: bool = False,
                  policy=None, oos_threshold: float | None = None, tools: str | None = None,
-                 chat_data: str | None = None) -> dict:
+                 chat_data: str | None = None, backend: str = "torch") -> dict:
     """Preference accuracy and mean margin on held-out pairs; with ``chat_data``, the chat
     metrics (perplexity, grounding) on held-out dialogues too."""
+    if backend != "torch":
+        raise DialogtuneError(f"--backend {backend} applies to intent and NLU runs")
     return evaluate_preference(Path(run), data, output, base, policy, oos_threshold, tools,
                                chat_data)
 

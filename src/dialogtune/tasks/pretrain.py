@@ -38,12 +38,13 @@ def train_pretrain(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
 
 def evaluate_pretrain(run: str | Path, data: str, output: Path | None = None,
                       base: bool = False, policy=None,
-                      oos_threshold: float | None = None, tools: str | None = None) -> dict:
+                      oos_threshold: float | None = None, tools: str | None = None,
+                      backend: str = "torch") -> dict:
     """Perplexity of a pretrain run (or, with ``base``, its base model) over documents."""
     if tools:
         raise DialogtuneError("--tools applies to chat runs")
     return evaluate_lm(Path(run), data, output, base, policy=policy,
-                       oos_threshold=oos_threshold, documents=True)
+                       oos_threshold=oos_threshold, documents=True, backend=backend)
 
 
 TASK = Task("pretrain", CAUSAL_LM, defaults=lm_defaults(max_length=BLOCK_TOKENS),
