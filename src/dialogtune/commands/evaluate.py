@@ -46,11 +46,7 @@ def evaluate(
     """
     policy = load_policy(trust_remote_code, allow_pickle)
     if zero_shot:
-        from ..inference.zero_shot import evaluate_zero_shot
-
-        if run is not None or model is None:
-            raise typer.BadParameter("--zero-shot takes --model and no run directory")
-        metrics = evaluate_zero_shot(model, data, output, policy, label_descriptions)
+        metrics = _zero_shot(run, model, data, output, policy, label_descriptions)
     else:
         from ..pipeline import evaluate_run
 
@@ -63,6 +59,14 @@ def evaluate(
     typer.echo(json.dumps(headline(metrics), indent=2))
     if output:
         typer.echo(f"wrote {output}")
+
+
+def _zero_shot(run, model, data, output, policy, label_descriptions) -> dict:
+    from ..inference.zero_shot import evaluate_zero_shot
+
+    if run is not None or model is None:
+        raise typer.BadParameter("--zero-shot takes --model and no run directory")
+    return evaluate_zero_shot(model, data, output, policy, label_descriptions)
 
 
 def headline(metrics: dict) -> dict:
