@@ -33,6 +33,7 @@ from .streaming import StopSignal
 
 log = logging.getLogger("dialogtune")
 BATCH_THREAD = "dialogtune-batch-generation"
+IDLE_SECONDS = 10.0  # an idle generating thread ends after this (a new one starts on demand)
 
 
 def batchable(model) -> bool:
@@ -80,7 +81,7 @@ class BatchedGenerator:
         self._active: list[Sequence] = []
         self._batch = BatchCache()
         self._wake = threading.Condition()
-        self._closed = False
+        self._stopping = False
         self._thread: threading.Thread | None = None
         self.steps = 0  # decoding steps run (tests and benchmarks read it)
         self.widest = 0  # the most sequences one step has decoded together
@@ -90,15 +91,17 @@ class BatchedGenerator:
                constraint=None) -> Iterator[str]:
         """Text pieces of the reply to the prompt ``ids`` (1, n), as ``generate`` with a
         ``TextIteratorStreamer`` would yield them. Closing the iterator stops the reply at
-        the next step; a failure of this reply is raised here, after its last piece."""
+        the next step (and waits for it); a failure of this reply is raised here, after
+        its last piece."""
         halt = halt or StopSignal(threading.Event())
         sequence = self._sequence(ids, max_new_tokens, temperature, top_p, seed, halt,
                                   constraint)
         self._submit(sequence)
         try:
             yield from sequence.streamer
-        finally:
-            halt.local.set()  # the engine drops it before its next step
+        finally:  # as generate's thread is joined: return once the engine has dropped it
+            halt.local.set()
+            sequence.done.wait()  # at most one step away
         if sequence.error is not None:
             raise sequence.error
 
@@ -120,49 +123,56 @@ class BatchedGenerator:
         generator = None
         if sample:
             generator = torch.Generator()
-            generator.manual_seed(seed if seed is not None else torch.seed())
+            generator.manual_seed(seed) if seed is not None else generator.seed()
         streamer = TextIteratorStreamer(self.tokenizer, skip_special_tokens=True)
         return Sequence(ids[0].tolist(), max_new_tokens, processors, sample, generator, halt,
                         streamer)
 
     def _submit(self, sequence: Sequence) -> None:
         with self._wake:
-            if self._closed:
-                raise RuntimeError("the batched generator is closed")
             self._waiting.append(sequence)
-            if self._thread is None:
+            if self._thread is None:  # started on demand; it ends when idle or closed
+                self._stopping = False
                 self._thread = threading.Thread(target=self._run, name=BATCH_THREAD,
                                                 daemon=True)
                 self._thread.start()
             self._wake.notify()
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop: every sequence still waiting or generating ends now (its text so far)."""
+        """End the generating thread now: every sequence waiting or generating ends with
+        its text so far. A later ``stream`` starts a new thread."""
         with self._wake:
-            self._closed = True
+            thread, self._stopping = self._thread, True
             self._wake.notify()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if thread is not None:
+            thread.join(timeout)
 
     # --- the generation thread ------------------------------------------------------
 
     def _run(self) -> None:
         if self.prepare is not None:
             self.prepare()
-        while True:
-            with self._wake:
-                while not (self._closed or self._waiting or self._active):
-                    self._wake.wait()
-                if self._closed:
-                    break
-                joining = [self._waiting.popleft() for _ in
-                           range(min(len(self._waiting), self.max_batch - len(self._active)))]
+        while (joining := self._next_joining()) is not None:
             for sequence in joining:
                 self._admit(sequence)
             if self._active:
                 self._step()
-        for sequence in [*self._active, *self._waiting]:
-            self._finish(sequence)
+
+    def _next_joining(self) -> list[Sequence] | None:
+        """The waiting sequences that fit in the batch now; None when the thread should
+        end: closed (everything left ends), or idle for ``IDLE_SECONDS`` (so a model
+        replaced by a reload is freed once its last reply is done)."""
+        with self._wake:
+            if not (self._stopping or self._waiting or self._active):
+                self._wake.wait(IDLE_SECONDS)
+            if self._stopping or not (self._waiting or self._active):
+                for sequence in [*self._active, *self._waiting]:
+                    self._finish(sequence)
+                self._active, self._waiting, self._batch = [], deque(), BatchCache()
+                self._thread = None
+                return None
+            room = max(0, self.max_batch - len(self._active))
+            return [self._waiting.popleft() for _ in range(min(room, len(self._waiting)))]
 
     @torch.no_grad()
     def _admit(self, sequence: Sequence) -> None:

@@ -95,8 +95,10 @@ class ChatPredictor:
         """Generate streamed replies (``stream``, ``stream_respond``) of concurrent callers
         together, ``max_batch`` per forward pass (``inference.batching``); ``prepare`` runs
         first on the generating thread. False where the model cannot be batched so (a
-        prompt-learning model, a sliding-window cache): its replies stay one at a time."""
-        if not batchable(self.model):
+        prompt-learning model, a sliding-window cache): its replies stay one at a time.
+        ``max_batch`` 1 turns batching off."""
+        self.batcher = None
+        if max_batch <= 1 or not batchable(self.model):
             return False
         self.batcher = BatchedGenerator(self.model, self.tokenizer, self.stop_ids, max_batch,
                                         self._lock, prepare)
