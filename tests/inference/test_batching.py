@@ -67,9 +67,9 @@ def text(chat: ChatPredictor, prompt: str, **options) -> str:
 
 @torch.no_grad()
 def test_a_padded_batch_step_gives_each_row_the_logits_it_has_alone(alone):
-    model, tokenizer = alone.model, alone.tokenizer
     from transformers import DynamicCache
 
+    model = alone.model
     prompts = [alone.prompt_ids(user(p))[0].tolist() for p in PROMPTS[:3]]
     batch = BatchCache()
     for ids in prompts:  # lengths differ: the shorter rows are left-padded
@@ -107,7 +107,7 @@ def test_stop_strings_and_sampling_options_stay_per_request(alone, tiny_folder):
     plain = text(alone, PROMPTS[0], max_new_tokens=12)
     stop = plain[len(plain) // 2:len(plain) // 2 + 2]
     chat, gate = batched(tiny_folder)
-    sampled = dict(max_new_tokens=12, temperature=1.0, top_p=0.9, seed=3)
+    sampled = {"max_new_tokens": 12, "temperature": 1.0, "top_p": 0.9, "seed": 3}
     got = concurrently([lambda: text(chat, PROMPTS[0], max_new_tokens=12, stop=[stop]),
                         lambda: text(chat, PROMPTS[1], **sampled),
                         lambda: text(chat, PROMPTS[2], max_new_tokens=12)], gate)
@@ -129,9 +129,12 @@ def test_a_cancelled_or_expired_request_leaves_and_the_others_finish(alone, tiny
             cancel.set()
         return pieces
 
-    expired = lambda: text(chat, PROMPTS[1], max_new_tokens=200,  # noqa: E731
-                           deadline=time.monotonic() - 1)
-    full = lambda: text(chat, PROMPTS[2], max_new_tokens=30)  # noqa: E731
+    def expired():
+        return text(chat, PROMPTS[1], max_new_tokens=200, deadline=time.monotonic() - 1)
+
+    def full():
+        return text(chat, PROMPTS[2], max_new_tokens=30)
+
     short, late, whole = concurrently([cancelled, expired, full], gate)
     assert len(short) <= 3 and late == ""
     assert whole == text(alone, PROMPTS[2], max_new_tokens=30)
@@ -139,8 +142,11 @@ def test_a_cancelled_or_expired_request_leaves_and_the_others_finish(alone, tiny
 
 def test_each_request_keeps_its_own_tool_call_grammar(alone, tiny_folder):
     tools, named = [TRANSFER], {"type": "function", "function": {"name": "transfer"}}
-    reply = lambda chat, choice: list(chat.stream_respond(  # noqa: E731
-        user(PROMPTS[2]), tools, max_new_tokens=200, tool_choice=choice))
+
+    def reply(chat, choice):
+        return list(chat.stream_respond(user(PROMPTS[2]), tools, max_new_tokens=200,
+                                        tool_choice=choice))
+
     chat, gate = batched(tiny_folder)
     got = concurrently([lambda: reply(chat, named), lambda: reply(chat, "none"),
                         lambda: reply(chat, "required")], gate)

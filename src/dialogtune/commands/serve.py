@@ -64,9 +64,8 @@ def serve(
                               oos_threshold=oos_threshold, fallback_reply=fallback_reply,
                               max_tokens=max_tokens, generation_timeout=generation_timeout,
                               drain_seconds=drain_seconds, generation_batch=generation_batch)
-    intent_predictor, _ = load_models(intent, None, allow_pickle)
-    chats, reloader = load_chats(chat or [], allow_pickle)
-    run_server(settings, intent_predictor, chats, reloader)
+    run_server(settings, load_models(intent, None, allow_pickle)[0],
+               *load_chats(chat or [], allow_pickle))
 
 
 def build_settings(host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,

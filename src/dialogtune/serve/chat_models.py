@@ -37,7 +37,8 @@ class ChatModels:
                 raise ValueError(f"two chat models are both named '{name}': serve runs whose "
                                  "folders have different names")
             self._models[name] = chat
-        self.batching = all([self._enable(chat) for chat in predictors]) and bool(predictors)
+        enabled = [self._enable(chat) for chat in predictors]  # each one: no short cut
+        self.batching = bool(enabled) and all(enabled)
         self._reloading = asyncio.Lock()
 
     def __bool__(self) -> bool:
