@@ -32,24 +32,25 @@ class BatchCache:
     def join(self, cache) -> None:
         """Add one prefilled sequence (a ``DynamicCache`` of batch one) as the last row."""
         new_layers = _dynamic_layers(cache)
-        length = new_layers[0].keys.shape[-2]
+        length, device = new_layers[0].keys.shape[-2], new_layers[0].keys.device
+        new_row = torch.ones(1, length, dtype=torch.long, device=device)
         if self.cache is None:
-            self.cache, self.mask = cache, torch.ones(1, length, dtype=torch.long)
+            self.cache, self.mask = cache, new_row
             return
         width = max(length, self.mask.shape[1])
         for layer, new in zip(_dynamic_layers(self.cache), new_layers):
             layer.keys = torch.cat([_pad_left(layer.keys, width), _pad_left(new.keys, width)])
             layer.values = torch.cat([_pad_left(layer.values, width),
                                       _pad_left(new.values, width)])
-        new_row = F.pad(torch.ones(1, length, dtype=torch.long), (width - length, 0))
-        self.mask = torch.cat([F.pad(self.mask, (width - self.mask.shape[1], 0)), new_row])
+        self.mask = torch.cat([F.pad(self.mask, (width - self.mask.shape[1], 0)),
+                               F.pad(new_row, (width - length, 0))])
 
     def keep(self, rows: list[int]) -> None:
         """Keep only ``rows`` (in that order), then drop the padding columns all share."""
         if not rows:
             self.__init__()
             return
-        index = torch.tensor(rows)
+        index = torch.tensor(rows, device=self.mask.device)
         self.mask = self.mask[index]
         lead = int((self.mask.cumsum(1) == 0).sum(1).min())  # padding every row starts with
         self.mask = self.mask[:, lead:]
@@ -60,7 +61,7 @@ class BatchCache:
         """(attention mask with the new token's column, the new tokens' position ids) for
         one decoding step of every row; ``self.cache`` is the step's ``cache``."""
         positions = self.mask.sum(1, keepdim=True)  # the real tokens before the new one
-        mask = torch.cat([self.mask, torch.ones(self.size, 1, dtype=torch.long)], 1)
+        mask = torch.cat([self.mask, self.mask.new_ones(self.size, 1)], 1)
         return mask, positions
 
 

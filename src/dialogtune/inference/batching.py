@@ -122,7 +122,7 @@ class BatchedGenerator:
             device=str(ids.device))
         generator = None
         if sample:
-            generator = torch.Generator()
+            generator = torch.Generator(device=self.model.device)
             generator.manual_seed(seed) if seed is not None else generator.seed()
         streamer = TextIteratorStreamer(self.tokenizer, skip_special_tokens=True)
         return Sequence(ids[0].tolist(), max_new_tokens, processors, sample, generator, halt,
@@ -153,10 +153,14 @@ class BatchedGenerator:
         if self.prepare is not None:
             self.prepare()
         while (joining := self._next_joining()) is not None:
-            for sequence in joining:
-                self._admit(sequence)
-            if self._active:
-                self._step()
+            try:
+                for sequence in joining:
+                    self._admit(sequence)
+                if self._active:
+                    self._step()
+            except Exception as exc:  # a fault of the batching itself: fail these, go on
+                self._fail([*self._active, *joining], exc)
+                self._active, self._batch = [], BatchCache()
 
     def _next_joining(self) -> list[Sequence] | None:
         """The waiting sequences that fit in the batch now; None when the thread should
@@ -182,7 +186,7 @@ class BatchedGenerator:
         if sequence.halt():
             return self._finish(sequence)
         try:
-            ids = torch.tensor([sequence.ids])
+            ids = torch.tensor([sequence.ids], device=self.model.device)
             cache = DynamicCache(config=self.model.config)
             with self._lock:
                 out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids),
@@ -202,7 +206,7 @@ class BatchedGenerator:
         self._leave([i for i, s in enumerate(self._active) if not s.done.is_set()])
         if not self._active:
             return
-        tokens = torch.tensor([[s.ids[-1]] for s in self._active])
+        tokens = torch.tensor([[s.ids[-1]] for s in self._active], device=self.model.device)
         mask, positions = self._batch.step_inputs()
         try:
             with self._lock:
@@ -239,7 +243,8 @@ class BatchedGenerator:
         return True
 
     def _choose(self, sequence: Sequence, logits: torch.Tensor) -> int:
-        scores = sequence.processors(torch.tensor([sequence.ids]), logits.float())
+        ids = torch.tensor([sequence.ids], device=logits.device)
+        scores = sequence.processors(ids, logits.float())
         if not sequence.sample:
             return int(scores.argmax(-1))
         probs = torch.softmax(scores, dim=-1)
