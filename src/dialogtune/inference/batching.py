@@ -85,6 +85,7 @@ class BatchedGenerator:
         self._thread: threading.Thread | None = None
         self.steps = 0  # decoding steps run (tests and benchmarks read it)
         self.widest = 0  # the most sequences one step has decoded together
+        self.tokens = 0  # reply tokens chosen (stop tokens not counted), all sequences
 
     def stream(self, ids: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,
                top_p: float = 1.0, seed: int | None = None, halt: StopSignal | None = None,
@@ -236,6 +237,7 @@ class BatchedGenerator:
             return False
         sequence.ids.append(token)
         sequence.generated += 1
+        self.tokens += token not in self.stop_ids
         sequence.streamer.put(torch.tensor([token]))
         if token in self.stop_ids or sequence.generated >= sequence.max_new_tokens \
                 or sequence.halt():

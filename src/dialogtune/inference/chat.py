@@ -92,11 +92,10 @@ class ChatPredictor:
         return cls.from_model(str(name_or_run), policy)
 
     def enable_batching(self, max_batch: int = 8, prepare=None) -> bool:
-        """Generate streamed replies (``stream``, ``stream_respond``) of concurrent callers
-        together, ``max_batch`` per forward pass (``inference.batching``); ``prepare`` runs
-        first on the generating thread. False where the model cannot be batched so (a
-        prompt-learning model, a sliding-window cache): its replies stay one at a time.
-        ``max_batch`` 1 turns batching off."""
+        """Decode the streamed replies (``stream``, ``stream_respond``) of concurrent callers
+        together, ``max_batch`` per forward pass (``inference.batching``; ``prepare`` runs on
+        its thread); 1 turns it off. False where the model cannot be batched so (prompt
+        learning, a sliding-window cache): its replies stay one at a time."""
         self.batcher = None
         if max_batch <= 1 or not batchable(self.model):
             return False
@@ -231,12 +230,11 @@ class ChatPredictor:
                deadline: float | None = None) -> Iterator[str]:
         """Yield reply text pieces as they are generated; stops at any ``stop`` string.
 
-        Generation runs in a thread feeding a streamer. It stops early when ``cancel`` is set
-        or ``time.monotonic()`` passes ``deadline`` (checked after every token), and whenever
-        this iterator is closed or abandoned; the thread is always joined before the lock is
-        released, so there is never more than one generation per model. An exception in the
-        thread ends the stream and is re-raised here, in the consumer.
-        """
+        Generation runs in a thread feeding a streamer (with batching: in the batch, see
+        ``enable_batching``). It stops early when ``cancel`` is set or ``time.monotonic()``
+        passes ``deadline`` (checked after every token), and whenever this iterator is
+        closed or abandoned, which returns once the generation has stopped. An exception in
+        the generation ends the stream and is re-raised here, in the consumer."""
         ids = self.prompt_ids(messages, max_new_tokens)
         yield from cut_at_stop(self._stream_ids(ids, max_new_tokens, temperature, top_p, seed,
                                                 cancel, deadline), stop or [])
