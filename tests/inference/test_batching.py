@@ -33,16 +33,9 @@ def user(text: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory) -> str:
-    from helpers.chat import build_model_folder
-
-    return build_model_folder(tmp_path_factory.mktemp("batch_llama"), max_positions=1024)
-
-
-@pytest.fixture(scope="module")
-def alone(tiny_folder) -> ChatPredictor:
+def alone(tool_folder) -> ChatPredictor:
     """The one-at-a-time path (transformers' ``generate``)."""
-    return ChatPredictor.from_model(tiny_folder)
+    return ChatPredictor.from_model(tool_folder)
 
 
 def batched(folder: str, max_batch: int = 8) -> tuple[ChatPredictor, threading.Event]:
@@ -93,20 +86,20 @@ def test_a_padded_batch_step_gives_each_row_the_logits_it_has_alone(alone):
     assert batch.mask.shape[1] == max(map(len, prompts)) and bool(batch.mask[:, 0].any())
 
 
-def test_greedy_replies_batched_equal_the_replies_alone(alone, tiny_folder):
+def test_greedy_replies_batched_equal_the_replies_alone(alone, tool_folder):
     lengths = [5, 9, 14, 20]
     expected = [text(alone, p, max_new_tokens=n) for p, n in zip(PROMPTS, lengths)]
-    chat, gate = batched(tiny_folder, max_batch=2)  # the last two join as the first leave
+    chat, gate = batched(tool_folder, max_batch=2)  # the last two join as the first leave
     got = concurrently([lambda p=p, n=n: text(chat, p, max_new_tokens=n)
                         for p, n in zip(PROMPTS, lengths)], gate)
     assert got == expected and all(expected)
     assert chat.batcher.widest == 2 and chat.batcher.steps < sum(lengths)
 
 
-def test_stop_strings_and_sampling_options_stay_per_request(alone, tiny_folder):
+def test_stop_strings_and_sampling_options_stay_per_request(alone, tool_folder):
     plain = text(alone, PROMPTS[0], max_new_tokens=12)
     stop = plain[len(plain) // 2:len(plain) // 2 + 2]
-    chat, gate = batched(tiny_folder)
+    chat, gate = batched(tool_folder)
     sampled = {"max_new_tokens": 12, "temperature": 1.0, "top_p": 0.9, "seed": 3}
     got = concurrently([lambda: text(chat, PROMPTS[0], max_new_tokens=12, stop=[stop]),
                         lambda: text(chat, PROMPTS[1], **sampled),
@@ -114,12 +107,12 @@ def test_stop_strings_and_sampling_options_stay_per_request(alone, tiny_folder):
     assert got[0] == plain[:plain.index(stop)]
     assert got[2] == text(alone, PROMPTS[2], max_new_tokens=12)
     # a seed gives the same sample whoever shares the steps
-    again, gate = batched(tiny_folder)
+    again, gate = batched(tool_folder)
     assert concurrently([lambda: text(again, PROMPTS[1], **sampled)], gate) == [got[1]]
 
 
-def test_a_cancelled_or_expired_request_leaves_and_the_others_finish(alone, tiny_folder):
-    chat, gate = batched(tiny_folder)
+def test_a_cancelled_or_expired_request_leaves_and_the_others_finish(alone, tool_folder):
+    chat, gate = batched(tool_folder)
     cancel = threading.Event()
 
     def cancelled():
@@ -140,14 +133,14 @@ def test_a_cancelled_or_expired_request_leaves_and_the_others_finish(alone, tiny
     assert whole == text(alone, PROMPTS[2], max_new_tokens=30)
 
 
-def test_each_request_keeps_its_own_tool_call_grammar(alone, tiny_folder):
+def test_each_request_keeps_its_own_tool_call_grammar(alone, tool_folder):
     tools, named = [TRANSFER], {"type": "function", "function": {"name": "transfer"}}
 
     def reply(chat, choice):
         return list(chat.stream_respond(user(PROMPTS[2]), tools, max_new_tokens=200,
                                         tool_choice=choice))
 
-    chat, gate = batched(tiny_folder)
+    chat, gate = batched(tool_folder)
     got = concurrently([lambda: reply(chat, named), lambda: reply(chat, "none"),
                         lambda: reply(chat, "required")], gate)
     assert got == [reply(alone, named), reply(alone, "none"), reply(alone, "required")]
@@ -156,8 +149,8 @@ def test_each_request_keeps_its_own_tool_call_grammar(alone, tiny_folder):
     assert not any(isinstance(item, ToolCall) for item in got[1])
 
 
-def test_one_failing_request_does_not_fail_the_batch(alone, tiny_folder, monkeypatch):
-    chat, gate = batched(tiny_folder)
+def test_one_failing_request_does_not_fail_the_batch(alone, tool_folder, monkeypatch):
+    chat, gate = batched(tool_folder)
     original = chat.batcher._choose
 
     def choose(sequence, logits):
