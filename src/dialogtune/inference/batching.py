@@ -120,11 +120,14 @@ class BatchedGenerator:
         processors = self.model._get_logits_processor(
             config, input_ids_seq_length=ids.shape[1],
             logits_processor=LogitsProcessorList([constraint] if constraint else []),
-            device=str(ids.device))
+            device=str(self.model.device))
         generator = None
         if sample:
             generator = torch.Generator(device=self.model.device)
-            generator.manual_seed(seed) if seed is not None else generator.seed()
+            if seed is None:
+                generator.seed()  # a fresh random seed, this sequence's own
+            else:
+                generator.manual_seed(seed)
         streamer = TextIteratorStreamer(self.tokenizer, skip_special_tokens=True)
         return Sequence(ids[0].tolist(), max_new_tokens, processors, sample, generator, halt,
                         streamer)
