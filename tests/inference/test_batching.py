@@ -176,3 +176,26 @@ def test_one_failing_request_does_not_fail_the_batch(alone, tool_folder, monkeyp
     got = concurrently([failing, lambda: text(chat, PROMPTS[1], max_new_tokens=10)], gate)
     assert got == ["failed", text(alone, PROMPTS[1], max_new_tokens=10)]
     assert text(chat, PROMPTS[3], max_new_tokens=4) == text(alone, PROMPTS[3], max_new_tokens=4)
+
+
+def test_a_failed_batch_step_fails_its_requests_and_the_next_ones_are_served(alone,
+                                                                               tool_folder):
+    chat, gate = batched(tool_folder)
+    failures = []
+
+    def explode(module, args, kwargs):
+        if kwargs["input_ids"].shape[0] > 1 and not failures:  # the first shared step
+            failures.append(True)
+            raise RuntimeError("out of memory")
+
+    hook = chat.model.register_forward_pre_hook(explode, with_kwargs=True)
+
+    def failing(prompt):
+        with pytest.raises(RuntimeError, match="out of memory"):
+            text(chat, prompt, max_new_tokens=8)
+        return "failed"
+
+    got = concurrently([lambda: failing(PROMPTS[0]), lambda: failing(PROMPTS[1])], gate)
+    hook.remove()
+    assert got == ["failed", "failed"] and failures == [True]
+    assert text(chat, PROMPTS[2], max_new_tokens=6) == text(alone, PROMPTS[2], max_new_tokens=6)
