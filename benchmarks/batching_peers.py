@@ -6,7 +6,8 @@ run: flock /tmp/dialogtune-bench.lock .venv/bin/python benchmarks/batching_peers
 
 SmolLM2-135M-Instruct (the embedded ``smollm2``), greedy, the prompts of
 ``examples/intents_test.csv`` through the chat template. Three ways, each timed after one
-untimed warm-up of the same kind: ``generate`` one prompt after another (what the
+untimed warm-up, the three in turns ``--rounds`` times (the median round is reported: on a
+shared machine other jobs come and go): ``generate`` one prompt after another (what the
 one-at-a-time server worker does); ``model.generate_batch`` (transformers' continuous
 batching with paged attention; its warm-up included in its own call, as a server would pay
 it once); ``BatchedGenerator`` with every prompt submitted at once. Prints generated
@@ -70,7 +71,7 @@ def dialogtune_batch(chat, prompts, max_tokens):
     for thread in threads:
         thread.join()
     batcher.close()
-    return replies, batcher.tokens, batcher.widest
+    return replies, batcher.tokens
 
 
 def timed(fn, *args):
@@ -84,6 +85,7 @@ def main(argv=None) -> int:
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     import torch
 
@@ -99,27 +101,36 @@ def main(argv=None) -> int:
     def text(ids):
         return chat.tokenizer.decode(ids, skip_special_tokens=True)
 
-    ids, seconds = timed(one_at_a_time, chat, prompts, args.max_tokens)
-    reference = [text(i) for i in ids]
-    rows = {"one_at_a_time": (reference, sum(map(len, ids)), seconds)}
-    try:
-        ids, seconds = timed(transformers_batch, chat, prompts, args.max_tokens)
-        rows["transformers_generate_batch"] = ([text(i) for i in ids], sum(map(len, ids)),
-                                               seconds)
-    except Exception as exc:  # reported, not fatal: the comparison is the point
-        print(f"generate_batch failed: {exc!r}")
-    (replies, tokens, widest), seconds = timed(dialogtune_batch, chat, prompts,
-                                               args.max_tokens)
-    rows["dialogtune_batched"] = (replies, tokens, seconds)
+    ways = {"one_at_a_time": one_at_a_time, "transformers_generate_batch": transformers_batch,
+            "dialogtune_batched": dialogtune_batch}
+    runs: dict[str, list] = {name: [] for name in ways}  # (texts, tokens, seconds) a round
+    for _ in range(args.rounds):  # in turns: other jobs on the machine weigh on all alike
+        for name, way in ways.items():
+            try:
+                out, seconds = timed(way, chat, prompts, args.max_tokens)
+            except Exception as exc:  # reported, not fatal: the comparison is the point
+                print(f"{name} failed: {exc!r}")
+                continue
+            texts_, tokens = (out[0], out[1]) if name == "dialogtune_batched" else \
+                ([text(i) for i in out], sum(map(len, out)))
+            runs[name].append((texts_, tokens, seconds))
+    reference = runs["one_at_a_time"][0][0]
     results = {"machine": machine(args.threads), "prompts": len(prompts),
-               "max_tokens": args.max_tokens, "dialogtune_widest_step": widest, "rows": {}}
-    for name, (replies, tokens, seconds) in rows.items():
+               "max_tokens": args.max_tokens, "rounds": args.rounds, "rows": {}}
+    for name, rounds in runs.items():
+        if not rounds:
+            continue
+        replies, tokens, _ = rounds[0]
+        seconds = sorted(r[2] for r in rounds)[len(rounds) // 2]  # the median round
         same = sum(r == ref for r, ref in zip(replies, reference))
-        results["rows"][name] = {"seconds": round(seconds, 2), "generated_tokens": tokens,
+        results["rows"][name] = {"seconds_median": round(seconds, 2),
+                                 "seconds_each_round": [round(r[2], 2) for r in rounds],
+                                 "generated_tokens": tokens,
                                  "tokens_per_s": round(tokens / seconds, 2),
                                  "replies_equal_one_at_a_time": f"{same}/{len(reference)}"}
         print(f"{name:28} {tokens:4d} tokens {seconds:7.2f} s {tokens / seconds:7.2f} tok/s "
-              f"equal to one-at-a-time: {same}/{len(reference)}", flush=True)
+              f"(median of {len(rounds)}) equal to one-at-a-time: {same}/{len(reference)}",
+              flush=True)
     (HERE / "batching_peers_results.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0
 

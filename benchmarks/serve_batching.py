@@ -3,11 +3,12 @@
 run: flock /tmp/dialogtune-bench.lock .venv/bin/python benchmarks/serve_load.py \
          --compare-batching [--clients 8] [--duration 60] [--max-tokens 16] [--chat smollm2]
 
-Starts the server (chat only, no log) twice on the same model: ``--generation-batch 1``
-(the one-at-a-time worker: each reply a whole ``generate``) and ``--generation-batch
-CLIENTS`` (replies decoded together, one forward pass a step). Each is driven by the same
-``--clients`` chat clients sending requests back to back for ``--duration`` seconds, after
-one warm-up request; prompts are the utterances of ``examples/intents_test.csv``, greedy,
+Starts two servers (chat only, no log) on the same model: ``--generation-batch 1`` (the
+one-at-a-time worker: each reply a whole ``generate``) and ``--generation-batch CLIENTS``
+(replies decoded together, one forward pass a step). They are measured in turns,
+``--rounds`` times (on a shared machine other jobs come and go; turns weigh them on both
+alike), each turn ``--clients`` chat clients sending requests back to back for
+``--duration`` seconds, after one warm-up request per server; prompts are the utterances of ``examples/intents_test.csv``, greedy,
 ``--max-tokens`` each. Per mode: aggregate generated tokens/s (``usage.completion_tokens``
 of the successful replies over the phase), p50/p95 latency, errors; and, for the prompts
 both modes answered, how many replies differ (greedy: none should).
@@ -75,12 +76,12 @@ async def chat_once(http: httpx.AsyncClient, text: str, max_tokens: int,
 
 
 async def drive(url: str, texts: list[str], clients: int, duration: float,
-                max_tokens: int) -> ChatStats:
+                max_tokens: int, stats: ChatStats, warm_up: bool) -> None:
     """``clients`` clients, each asking back to back until ``duration`` has passed."""
-    stats = ChatStats()
     limits = httpx.Limits(max_connections=clients + 2)
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as http:
-        await chat_once(http, texts[0], max_tokens, None)  # warm-up, not measured
+        if warm_up:
+            await chat_once(http, texts[0], max_tokens, None)  # not measured
         started = time.perf_counter()
         deadline = started + duration
 
@@ -91,32 +92,40 @@ async def drive(url: str, texts: list[str], clients: int, duration: float,
                 i += clients
 
         await asyncio.gather(*(client(c) for c in range(clients)))
-        stats.seconds = time.perf_counter() - started
+        stats.seconds += time.perf_counter() - started
+
+
+def measure(args, texts: list[str]) -> dict[str, ChatStats]:
+    """Both servers up at once (the idle one costs nothing), measured in turns, ``--rounds``
+    times: the other jobs of a shared machine then weigh on both modes alike."""
+    from serve_load import free_port, start_server
+
+    batches = {"one_at_a_time": 1, "batched": args.clients}
+    ports = {mode: free_port() for mode in batches}
+    servers = {mode: start_server(None, args.chat, None, ports[mode],
+                                  ["--generation-batch", str(batch)])
+               for mode, batch in batches.items()}
+    stats = {mode: ChatStats() for mode in batches}
+    try:
+        for round_ in range(args.rounds):
+            for mode in batches:
+                print(f"round {round_ + 1}: {mode}, {args.clients} clients for "
+                      f"{args.duration:.0f} s", flush=True)
+                asyncio.run(drive(f"http://127.0.0.1:{ports[mode]}", texts, args.clients,
+                                  args.duration, args.max_tokens, stats[mode], round_ == 0))
+    finally:
+        for server in servers.values():
+            server.send_signal(signal.SIGTERM)
+        for server in servers.values():
+            server.wait(300)
     return stats
 
 
-def run_mode(args, batch: int, texts: list[str]) -> ChatStats:
-    from serve_load import free_port, start_server
-
-    port = free_port()
-    server = start_server(None, args.chat, None, port, ["--generation-batch", str(batch)])
-    try:
-        print(f"generation batch {batch}: {args.clients} clients for {args.duration:.0f} s",
-              flush=True)
-        return asyncio.run(drive(f"http://127.0.0.1:{port}", texts, args.clients,
-                                 args.duration, args.max_tokens))
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(300)
-
-
 def compare(args) -> dict:
-    """Both modes, one after the other, on the same machine in the same run."""
+    """Both modes on the same machine in the same run."""
     from serve_load import intent_texts
 
-    texts = intent_texts()
-    modes = {"one_at_a_time": run_mode(args, 1, texts),
-             "batched": run_mode(args, args.clients, texts)}
+    modes = measure(args, intent_texts())
     single, batched = modes["one_at_a_time"].summary(), modes["batched"].summary()
     shared = set(modes["one_at_a_time"].replies) & set(modes["batched"].replies)
     differ = sorted(t for t in shared
@@ -127,7 +136,8 @@ def compare(args) -> dict:
            "p50_s": batched["p50_s"] is not None and batched["p50_s"] <= TARGETS["p50_s"],
            "errors": single["errors"] + batched["errors"] == TARGETS["errors"]}
     return {"machine": machine(usable_cores()), "chat": args.chat, "clients": args.clients,
-            "duration_s": args.duration, "max_tokens": args.max_tokens,
+            "duration_s": args.duration, "rounds": args.rounds,
+            "max_tokens": args.max_tokens,
             "modes": {"one_at_a_time": single, "batched": batched},
             "speedup": round(speedup, 2) if speedup else None,
             "greedy_replies_compared": len(shared), "greedy_replies_differing": len(differ),
@@ -140,7 +150,8 @@ def compare(args) -> dict:
 
 def report(results: dict, path: Path) -> None:
     print(f"\n{results['chat']}: {results['clients']} chat clients x "
-          f"{results['duration_s']:.0f} s, max_tokens {results['max_tokens']}, "
+          f"{results['duration_s']:.0f} s x {results['rounds']} rounds a mode, "
+          f"max_tokens {results['max_tokens']}, "
           f"{results['machine']['cpu']}, {results['machine']['threads']} threads")
     print(f"{'mode':15} {'ok':>5} {'errors':>6} {'tokens/s':>9} {'p50 s':>7} {'p95 s':>7}")
     for name, row in results["modes"].items():

@@ -51,6 +51,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--compare-batching", action="store_true",
                         help="chat only: the one-at-a-time worker vs batched generation")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="--compare-batching: turns of --duration seconds a mode")
     args = parser.parse_args(argv)
     args.clients = args.clients or (8 if args.compare_batching else 32)
     return args
