@@ -10,6 +10,9 @@ chat and a log database, then measures:
   3. --clients concurrent clients for --duration seconds, a --chat-fraction of them on
      /v1/chat/completions and the rest on /v1/intents: p50/p95, requests/s, errors (target 0)
   4. rows in the log database vs successful requests after a SIGTERM (target: equal)
+
+With --compare-batching it instead measures chat generation alone, one-at-a-time worker
+vs batched, --clients (default 8) chat clients each (see serve_batching.py).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ SHORT_PROMPT = [{"role": "user", "content": "Hi!"}]
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=60.0, help="load phase seconds")
-    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--clients", type=int, help="default 32; 8 with --compare-batching")
     parser.add_argument("--chat-fraction", type=float, default=0.25)
     parser.add_argument("--chat", default="smollm2", help="chat model for the server")
     parser.add_argument("--intent-run", help="an existing intent run (default: train one)")
@@ -46,7 +49,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--single-seconds", type=float, default=15.0)
     parser.add_argument("--ttft-runs", type=int, default=10)
     parser.add_argument("--json", help="also write the results to this file")
-    return parser.parse_args(argv)
+    parser.add_argument("--compare-batching", action="store_true",
+                        help="chat only: the one-at-a-time worker vs batched generation")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="--compare-batching: turns of --duration seconds a mode")
+    args = parser.parse_args(argv)
+    args.clients = args.clients or (8 if args.compare_batching else 32)
+    return args
 
 
 def train_intent_run(folder: Path, epochs: float) -> Path:
@@ -69,9 +78,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(intent_run: Path, chat: str, db: Path, port: int) -> subprocess.Popen:
-    command = [sys.executable, "-m", "dialogtune.cli", "serve", "--intent", str(intent_run),
-               "--chat", chat, "--port", str(port), "--log-db", str(db)]
+def start_server(intent_run: Path | None, chat: str, db: Path | None, port: int,
+                 extra: list[str] = ()) -> subprocess.Popen:
+    command = [sys.executable, "-m", "dialogtune.cli", "serve", "--chat", chat, "--port",
+               str(port), *(["--intent", str(intent_run)] if intent_run else []),
+               *(["--log-db", str(db)] if db else []), *extra]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
     deadline = time.monotonic() + 300
@@ -231,6 +242,11 @@ def report(results: dict, args: argparse.Namespace) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.compare_batching:
+        from serve_batching import HERE, compare, report as report_batching
+
+        report_batching(compare(args), Path(args.json or HERE / "serve_batching_results.json"))
+        return 0
     with tempfile.TemporaryDirectory(prefix="serve-load-") as tmp:
         folder = Path(tmp)
         run = Path(args.intent_run) if args.intent_run else train_intent_run(folder,

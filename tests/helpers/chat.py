@@ -102,6 +102,13 @@ def folder(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
+def tool_folder(tmp_path_factory) -> str:
+    """The tiny ChatML Llama with 1,024 positions, once per test module: the tools in the
+    system turn take ~380 of the tiny tokenizer's tokens."""
+    return build_model_folder(tmp_path_factory.mktemp("tool_llama"), max_positions=1024)
+
+
+@pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     """The test dialogues as a chat JSONL file, once per test module."""
     return write_jsonl(tmp_path_factory.mktemp("chat") / "dialogues.jsonl", DIALOGUES)

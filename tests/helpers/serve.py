@@ -129,11 +129,22 @@ def wait_until(predicate, timeout: float = 5.0) -> bool:
 
 
 def assert_generation_stopped(calls: list, within: float = 3.0) -> None:
-    """No generating thread is left and the model is no longer being run."""
+    """Within ``within`` seconds, no generating thread is left and the model is no longer
+    being run (no forward pass for 0.3 s; the batching thread may idle on, unused)."""
+    deadline = time.monotonic() + within
     assert wait_until(lambda: not generation_threads(), within), "generation thread alive"
-    count = len(calls)
-    time.sleep(0.3)
-    assert len(calls) == count, "the model is still generating"
+    while True:
+        count = len(calls)
+        time.sleep(0.3)
+        if len(calls) == count:
+            return
+        assert time.monotonic() < deadline, "the model is still generating"
+
+
+def served_chat(client) -> str:
+    """The id of the (first) chat model an OpenAI client's server answers with: what a
+    request's ``model`` must name."""
+    return next(m.id for m in client.models.list().data if m.model_extra.get("task") == "chat")
 
 
 def free_port() -> int:

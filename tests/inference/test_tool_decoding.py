@@ -178,16 +178,8 @@ def test_none_holds_back_the_marker_a_model_insists_on(tokenizer):
 # --- end to end: ChatPredictor on the tiny Llama -------------------------------------------
 
 @pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory) -> str:
-    from helpers.chat import build_model_folder
-
-    # 1,024 positions: the tools in the system turn take ~380 of the tiny tokenizer's tokens
-    return build_model_folder(tmp_path_factory.mktemp("tool_llama"), max_positions=1024)
-
-
-@pytest.fixture(scope="module")
-def predictor(tiny_folder) -> ChatPredictor:
-    return ChatPredictor.from_model(tiny_folder)
+def predictor(tool_folder) -> ChatPredictor:
+    return ChatPredictor.from_model(tool_folder)
 
 
 @contextmanager
@@ -272,14 +264,14 @@ def test_a_bad_tool_choice_fails_before_anything_is_generated(predictor):
 
 
 @torch.no_grad()
-def test_a_prompt_tuning_model_decodes_under_the_grammar_too(tiny_folder):
+def test_a_prompt_tuning_model_decodes_under_the_grammar_too(tool_folder):
     """peft prompt-learning models generate through ``generation.decode``: the same
     constraint applies there."""
     from dialogtune.config import StrategyConfig
     from dialogtune.models.loading import load_causal_lm
     from dialogtune.strategies import CAUSAL_LM, apply_strategy
 
-    model, tokenizer, _ = load_causal_lm(tiny_folder)
+    model, tokenizer, _ = load_causal_lm(tool_folder)
     model = apply_strategy(model, StrategyConfig(name="prompt-tuning", num_virtual_tokens=4),
                            CAUSAL_LM)
     prompt_tuned = ChatPredictor(model, tokenizer, "prompt-tuned")

@@ -43,11 +43,15 @@ def test_health_and_models(client, chat_model):
                                                            ("intent_run", "intent")}
 
 
-def test_chat_completion_shape_usage_and_log(client):
-    reply = client.post("/v1/chat/completions", json={"model": "any", "messages": HELLO,
-                                                      "max_tokens": 6, "temperature": 0})
+def test_chat_completion_shape_usage_and_log(client, chat_model):
+    request = {"messages": HELLO, "max_tokens": 6, "temperature": 0}
+    unknown = client.post("/v1/chat/completions", json={"model": "any", **request})
+    assert unknown.status_code == 404 and unknown.json()["error"]["param"] == "model"
+    assert "'any'" in unknown.json()["error"]["message"]
+    reply = client.post("/v1/chat/completions", json={"model": chat_model.name, **request})
     assert reply.status_code == 200, reply.text
     body = reply.json()
+    assert body["model"] == chat_model.name
     assert body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-")
     choice = body["choices"][0]
     assert choice["message"]["role"] == "assistant"

@@ -15,8 +15,8 @@ import pytest
 
 from dialogtune.serve import ServeSettings, create_app
 from dialogtune.serve.runtime import BackgroundServer
-from helpers import (assert_generation_stopped, db_rows, free_port, slow_chat_predictor,
-                     wait_healthy)
+from helpers import (assert_generation_stopped, db_rows, free_port, served_chat,
+                     slow_chat_predictor, wait_healthy)
 
 openai = pytest.importorskip("openai")
 KEY = "live-secret"
@@ -36,13 +36,13 @@ def test_openai_client_plain_and_streamed(live, chat_model):
     assert chat_model.name in [m.id for m in client.models.list().data]
     messages = [{"role": "system", "content": "be brief"},
                 {"role": "user", "content": "i lost my card"}]
-    plain = client.chat.completions.create(model="tiny", messages=messages, max_tokens=6,
+    plain = client.chat.completions.create(model=served_chat(client), messages=messages, max_tokens=6,
                                            temperature=0, seed=1)
     text = plain.choices[0].message.content
     assert len(text.split()) == 6 and plain.choices[0].finish_reason == "length"
     assert plain.usage.completion_tokens == 6
     assert plain.model_extra["dialogtune"]["intent"] is not None
-    stream = client.chat.completions.create(model="tiny", messages=messages, max_tokens=6,
+    stream = client.chat.completions.create(model=served_chat(client), messages=messages, max_tokens=6,
                                             temperature=0, stream=True)
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
@@ -57,7 +57,7 @@ def test_openai_client_errors(live):
         wrong.models.list()
     client = openai.OpenAI(base_url=live.url + "/v1", api_key=KEY, max_retries=0)
     with pytest.raises(openai.BadRequestError, match="max_tokens"):
-        client.chat.completions.create(model="tiny", max_tokens=100_000,
+        client.chat.completions.create(model=served_chat(client), max_tokens=100_000,
                                        messages=[{"role": "user", "content": "hi"}])
 
 

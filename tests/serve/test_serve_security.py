@@ -99,6 +99,7 @@ def test_the_serve_command_takes_the_key_from_the_environment(monkeypatch):
 
     seen = {}
     monkeypatch.setattr(runtime, "load_models", lambda *a: (None, None))
+    monkeypatch.setattr(runtime, "load_chats", lambda *a: ([], None))
     monkeypatch.setattr(runtime, "run_server", lambda settings, *a: seen.update(s=settings))
     monkeypatch.setenv("DIALOGTUNE_API_KEY", "env-key")
     result = CliRunner().invoke(cli.app, ["serve", "--chat", "x"])

@@ -16,7 +16,8 @@ import pytest
 
 from dialogtune.serve import ServeSettings, create_app
 from dialogtune.serve.runtime import BackgroundServer
-from helpers import TOOLS, ToolChat, db_rows, free_port, get_balance, wait_healthy
+from helpers import (TOOLS, ToolChat, db_rows, free_port, get_balance, served_chat,
+                     wait_healthy)
 
 openai = pytest.importorskip("openai")
 KEY = "tool-secret"
@@ -45,7 +46,7 @@ def run_calls(calls) -> list[dict]:
 def ask_whole(client, messages, tool_choice, tools=TOOLS, max_tokens=6
               ) -> tuple[dict, str, object]:
     response = client.chat.completions.create(
-        model="tiny", messages=messages, tools=tools, tool_choice=tool_choice,
+        model=served_chat(client), messages=messages, tools=tools, tool_choice=tool_choice,
         max_tokens=max_tokens,
         temperature=0)
     choice = response.choices[0]
@@ -58,7 +59,7 @@ def ask_whole(client, messages, tool_choice, tools=TOOLS, max_tokens=6
 def ask_streamed(client, messages, tool_choice, tools=TOOLS, max_tokens=6
                  ) -> tuple[dict, str, object]:
     stream = client.chat.completions.create(
-        model="tiny", messages=messages, tools=tools, tool_choice=tool_choice,
+        model=served_chat(client), messages=messages, tools=tools, tool_choice=tool_choice,
         max_tokens=max_tokens,
         temperature=0, stream=True, stream_options={"include_usage": True})
     text, calls, finish, usage = "", {}, None, None

@@ -85,6 +85,26 @@ def test_cancelled_job_frees_the_worker():
     worker.stop()
 
 
+def test_slots_run_that_many_jobs_at_once_and_queue_the_rest():
+    gate = threading.Event()
+    chat = FakeChat(gate=gate)
+    worker = GenerationWorker(chat, max_queue=8, slots=3)
+    worker.start()
+
+    async def scenario():
+        jobs = [worker.submit([{"role": "user", "content": str(i)}]) for i in range(4)]
+        while len(chat.calls) < 3:  # three slots took a job each and wait on the gate
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        waiting = (len(chat.calls), worker.pending)
+        gate.set()
+        return waiting, await asyncio.gather(*(collect(j) for j in jobs))
+
+    waiting, replies = asyncio.run(scenario())
+    assert waiting == (3, 1) and replies == ["one two three "] * 4
+    assert worker.problem() is None and worker.stop() and worker.slots == 3
+
+
 def test_micro_batcher_groups_concurrent_requests():
     sizes = []
 

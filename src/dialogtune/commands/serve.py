@@ -18,8 +18,10 @@ log = logging.getLogger("dialogtune")
 
 def serve(
     intent: Optional[Path] = typer.Option(None, "--intent", help="A trained intent run."),
-    chat: Optional[str] = typer.Option(None, "--chat",
-                                       help="A chat run, a model folder or an alias (smollm2)."),
+    chat: Optional[list[str]] = typer.Option(
+        None, "--chat", help="A chat run, a model folder or an alias (smollm2). Repeat it to "
+                             "serve several: a request's 'model' picks one (the first: the "
+                             "default)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (localhost only "
                              "by default)."),
     port: int = typer.Option(8000, "--port"),
@@ -48,25 +50,30 @@ def serve(
         30.0, "--drain-seconds", help="On SIGTERM, seconds to finish queued work before "
                                       "cancelling it."),
     backend: str = typer.Option("torch", "--backend", help="For --intent: " + BACKEND_HELP),
+    generation_batch: int = typer.Option(
+        8, "--generation-batch", help="Chat replies decoded together, one forward pass a "
+                                      "step; 1: one request at a time."),
 ) -> None:
-    """Serve intent and/or chat models over HTTP, with a web chat at / (Ctrl+C stops)."""
-    from ..serve.runtime import load_models, run_server
+    """Serve intent and/or chat models over HTTP, with a web chat at / (Ctrl+C stops;
+    SIGHUP reloads the chat models, in-flight replies finishing on the old weights)."""
+    from ..serve.runtime import load_chats, load_models, run_server
 
-    if intent is None and chat is None:
+    if intent is None and not chat:
         raise DialogtuneError("nothing to serve: give --intent RUN and/or --chat RUN|smollm2")
     settings = build_settings(host=host, port=port, api_key=api_key,
                               allowed_hosts=allowed_hosts, log_db=log_db,
                               oos_threshold=oos_threshold, fallback_reply=fallback_reply,
                               max_tokens=max_tokens, generation_timeout=generation_timeout,
-                              drain_seconds=drain_seconds)
-    run_server(settings, *load_models(intent, chat, allow_pickle, backend))
+                              drain_seconds=drain_seconds, generation_batch=generation_batch)
+    run_server(settings, load_models(intent, None, allow_pickle, backend)[0],
+               *load_chats(chat or [], allow_pickle))
 
 
 def build_settings(host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
                    allowed_hosts: str | None = None, log_db: Path | None = None,
                    oos_threshold: float | None = None, fallback_reply: str | None = None,
                    max_tokens: int = 1024, generation_timeout: float = 300.0,
-                   drain_seconds: float = 30.0):
+                   drain_seconds: float = 30.0, generation_batch: int = 8):
     """Checked ``ServeSettings`` from the command line's values (and the environment)."""
     from ..serve.settings import ServeSettings
 
@@ -74,6 +81,8 @@ def build_settings(host: str = "127.0.0.1", port: int = 8000, api_key: str | Non
         raise DialogtuneError(f"--oos-threshold {oos_threshold}: expected a probability in [0, 1]")
     if max_tokens < 1:
         raise DialogtuneError("--max-tokens-limit must be at least 1")
+    if generation_batch < 1:
+        raise DialogtuneError("--generation-batch must be at least 1 (1: one at a time)")
     if generation_timeout <= 0 or drain_seconds <= 0:
         raise DialogtuneError("--generation-timeout and --drain-seconds must be above 0 seconds")
     env_key = os.environ.get(API_KEY_ENV) or None
@@ -88,4 +97,5 @@ def build_settings(host: str = "127.0.0.1", port: int = 8000, api_key: str | Non
                          log_db=str(log_db) if log_db else None,
                          oos_threshold=oos_threshold, fallback_reply=fallback_reply,
                          max_tokens_limit=max_tokens, default_max_tokens=min(256, max_tokens),
-                         generation_timeout=generation_timeout, drain_seconds=drain_seconds)
+                         generation_timeout=generation_timeout, drain_seconds=drain_seconds,
+                         generation_batch=generation_batch)

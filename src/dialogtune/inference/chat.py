@@ -21,6 +21,7 @@ from ..models.loading import LoadPolicy
 from ..runs.layout import RunDir
 from ..strategies import CAUSAL_LM, apply_strategy, get_strategy
 from ..tasks import get_task
+from .batching import BatchedGenerator, batchable
 from .generation import decode, is_prompt_learning
 from .streaming import StopSignal, cut_at_stop, partial_marker
 from .tool_decoding import (AUTO, CallConstraint, UnsupportedTokenizer, call_constraint,
@@ -77,7 +78,8 @@ class ChatPredictor:
         ensure_chat_template(tokenizer)
         self.stop_ids = end_of_turn_ids(tokenizer)
         self.model.eval()
-        self._lock = threading.Lock()  # one generation at a time per model
+        self._lock = threading.Lock()  # one generation (or batched step) at a time per model
+        self.batcher: BatchedGenerator | None = None  # see enable_batching
 
     @classmethod
     def from_run(cls, run_dir: str | Path, policy: LoadPolicy | None = None) -> "ChatPredictor":
@@ -101,6 +103,18 @@ class ChatPredictor:
         if RunDir(Path(name_or_run)).is_run():
             return cls.from_run(name_or_run, policy)
         return cls.from_model(str(name_or_run), policy)
+
+    def enable_batching(self, max_batch: int = 8, prepare=None) -> bool:
+        """Decode the streamed replies (``stream``, ``stream_respond``) of concurrent callers
+        together, ``max_batch`` per forward pass (``inference.batching``; ``prepare`` runs on
+        its thread); 1 turns it off. False where the model cannot be batched so (prompt
+        learning, a sliding-window cache): its replies stay one at a time."""
+        self.batcher = None
+        if max_batch <= 1 or not batchable(self.model):
+            return False
+        self.batcher = BatchedGenerator(self.model, self.tokenizer, self.stop_ids, max_batch,
+                                        self._lock, prepare)
+        return True
 
     @property
     def context_length(self) -> int | None:
@@ -229,12 +243,11 @@ class ChatPredictor:
                deadline: float | None = None) -> Iterator[str]:
         """Yield reply text pieces as they are generated; stops at any ``stop`` string.
 
-        Generation runs in a thread feeding a streamer. It stops early when ``cancel`` is set
-        or ``time.monotonic()`` passes ``deadline`` (checked after every token), and whenever
-        this iterator is closed or abandoned; the thread is always joined before the lock is
-        released, so there is never more than one generation per model. An exception in the
-        thread ends the stream and is re-raised here, in the consumer.
-        """
+        Generation runs in a thread feeding a streamer (with batching: in the batch, see
+        ``enable_batching``). It stops early when ``cancel`` is set or ``time.monotonic()``
+        passes ``deadline`` (checked after every token), and whenever this iterator is
+        closed or abandoned, which returns once the generation has stopped. An exception in
+        the generation ends the stream and is re-raised here, in the consumer."""
         ids = self.prompt_ids(messages, max_new_tokens)
         yield from cut_at_stop(self._stream_ids(ids, max_new_tokens, temperature, top_p, seed,
                                                 cancel, deadline), stop or [])
@@ -246,6 +259,11 @@ class ChatPredictor:
         """Decoded text pieces of a generation from ``ids`` (see :meth:`stream`)."""
         from transformers import TextIteratorStreamer
 
+        if self.batcher is not None:
+            yield from self.batcher.stream(ids, max_new_tokens, temperature, top_p, seed,
+                                           StopSignal(threading.Event(), cancel, deadline),
+                                           constraint)
+            return
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True,
                                         skip_special_tokens=True)
         halt = StopSignal(threading.Event(), cancel, deadline)

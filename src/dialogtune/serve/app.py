@@ -6,7 +6,9 @@ uses), which the tests also reach directly.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import signal
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,10 +18,12 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from ..data.conversation_log import Provenance
+from .chat_models import reload_on_hangup
 from .errors import APIError, BodyLimitMiddleware, install_error_handlers
 from .hosts import HostCheckMiddleware, default_allowed_hosts
 from .schemas import (ChatCompletion, ChatCompletionRequest, FeedbackRequest,
-                      FeedbackResponse, IntentRequest, IntentResponse, ModelList)
+                      FeedbackResponse, IntentRequest, IntentResponse, ModelList,
+                      ReloadRequest, ReloadResponse)
 from .service import DialogueService
 from .settings import ServeSettings
 
@@ -44,17 +48,24 @@ def bearer_check(api_key: str | None):
 
 
 def create_app(settings: ServeSettings | None = None, intent_predictor=None,
-               chat_predictor=None) -> FastAPI:
-    """The ASGI app for the given models; either may be None (its routes then answer 404)."""
+               chat_predictor=None, reloader=None) -> FastAPI:
+    """The ASGI app for the given models; either may be None (its routes then answer 404).
+
+    ``chat_predictor`` may be a list (a request's ``model`` picks one; the first is the
+    default); ``reloader(name)`` loads a chat model anew for ``/v1/admin/reload`` and SIGHUP.
+    """
     settings = settings or ServeSettings()
-    service = DialogueService(settings, intent_predictor, chat_predictor)
+    service = DialogueService(settings, intent_predictor, chat_predictor, reloader)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         service.start()
+        hangup = reload_on_hangup(service.reload) if reloader is not None else None
         try:
             yield
         finally:
+            if hangup:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             service.stop()
 
     # FastAPIOffline: /docs and /redoc from packaged assets, not a CDN (servers are often
@@ -92,6 +103,13 @@ def _v1_routes(service: DialogueService, settings: ServeSettings) -> APIRouter:
     @router.post("/intents", response_model=IntentResponse)
     async def intents(request: IntentRequest):
         return await service.classify(request)
+
+    @router.post("/admin/reload", response_model=ReloadResponse)
+    async def reload(request: ReloadRequest | None = None):
+        if not settings.api_key:  # an admin action: never open to whoever can connect
+            raise APIError(403, "reloading over HTTP needs the server's API key (--api-key); "
+                           "without one, send the server SIGHUP", "api_key_required")
+        return await service.reload(request.model if request else None)
 
     @router.post("/feedback", response_model=FeedbackResponse)
     async def feedback(request: FeedbackRequest, http: Request):

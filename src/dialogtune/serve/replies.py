@@ -7,10 +7,11 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..data.tool_calls import ToolCall
 from .tools import ToolPlan
-from .workers import GenerationJob
+from .generation import GenerationJob
 
 
 def new_id(prefix: str) -> str:
@@ -37,6 +38,7 @@ class PendingReply:
     job: GenerationJob | None = None
     fallback: str | None = None
     tools: ToolPlan | None = None  # the request offers functions to call
+    chat: Any = None  # the chat model answering (the one the request named)
 
 
 @dataclass

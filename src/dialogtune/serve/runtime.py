@@ -60,6 +60,30 @@ def load_models(intent_run: str | Path | None, chat: str | Path | None,
     return intent, chat_model
 
 
+def load_chats(sources: list[str | Path], allow_pickle: bool = False):
+    """(the chat predictors of ``sources``, in order; ``reloader(name)``, which loads the
+    one named ``name`` anew from its source). Two sources of the same name (folder name)
+    are refused: a request's ``model`` could not tell them apart."""
+    from ..errors import DialogtuneError
+    from ..inference.chat import ChatPredictor
+    from ..models.loading import LoadPolicy
+
+    for source in sources:
+        check_safe_source(source, allow_pickle)
+    policy = LoadPolicy(trust_remote_code=False, allow_pickle=allow_pickle)
+    chats = [ChatPredictor.load(source, policy) for source in sources]
+    origin = dict(zip((str(chat.name) for chat in chats), sources))
+    if len(origin) < len(chats):
+        raise DialogtuneError("two --chat models have the same name (their folder names): "
+                              f"{', '.join(str(chat.name) for chat in chats)}")
+
+    def reloader(name: str):
+        check_safe_source(origin[name], allow_pickle)  # the folder may have changed since
+        return ChatPredictor.load(origin[name], policy)
+
+    return chats, reloader
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -69,8 +93,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def run_server(settings, intent_predictor=None, chat_predictor=None) -> None:
-    """Serve in the foreground until SIGTERM/SIGINT."""
+def run_server(settings, intent_predictor=None, chat_predictor=None, reloader=None) -> None:
+    """Serve in the foreground until SIGTERM/SIGINT (SIGHUP: reload, see ``create_app``)."""
     import uvicorn
 
     from .app import create_app
@@ -78,7 +102,7 @@ def run_server(settings, intent_predictor=None, chat_predictor=None) -> None:
     if not is_loopback(settings.host) and not settings.api_key:
         log.warning("listening on %s without --api-key: anyone who can reach this machine "
                     "can use the models", settings.host)
-    app = create_app(settings, intent_predictor, chat_predictor)
+    app = create_app(settings, intent_predictor, chat_predictor, reloader)
     # in-flight requests get drain_seconds; then uvicorn cancels them, which cancels their
     # generations, and the app's shutdown gives the workers drain_seconds more at most
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",

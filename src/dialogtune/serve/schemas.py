@@ -64,7 +64,8 @@ class StreamOptions(_Request):
 
 
 class ChatCompletionRequest(_Request):
-    """``POST /v1/chat/completions``; ``model`` is accepted and answered by the loaded model."""
+    """``POST /v1/chat/completions``; ``model`` names one of the served chat models
+    (absent: the first)."""
 
     model: str | None = None
     messages: list[ChatMessage] = Field(min_length=1)
@@ -272,6 +273,22 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class ReloadRequest(_Request):
+    """``POST /v1/admin/reload``: the chat model to load anew (absent: every one)."""
+
+    model: str | None = None
+
+
+class Reloaded(BaseModel):
+    id: str
+    seconds: float
+
+
+class ReloadResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Reloaded]
 
 
 class FeedbackResponse(BaseModel):

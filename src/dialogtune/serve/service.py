@@ -19,27 +19,37 @@ from .feedback import record_feedback
 from .nlu import IntentEngine, torch_threads
 from .schemas import ChatCompletionRequest, FeedbackRequest, IntentRequest
 from .settings import ServeSettings
+from .chat_models import ChatModels
+from .generation import GenerationWorker, QueueFull, cancel_on_disconnect, job_pieces
 from .replies import PendingReply, Reply, aiter_items, chunk, finish_reason, new_id, sse
 from .tools import link_results, message_chars, plan_tools
-from .workers import GenerationWorker, QueueFull, cancel_on_disconnect, job_pieces
 
 log = logging.getLogger("dialogtune.serve")
 
 
 class DialogueService:
-    """Owns the models' workers and the log; one per app, started by its lifespan."""
+    """Owns the models' workers and the log; one per app, started by its lifespan.
 
-    def __init__(self, settings: ServeSettings, intent_predictor=None, chat_predictor=None):
-        self.settings, self.chat = settings, chat_predictor
+    ``chat_predictor`` is one chat model or a list (the first answers requests that name
+    none); ``reloader(name)`` loads a chat model anew for ``reload``.
+    """
+
+    def __init__(self, settings: ServeSettings, intent_predictor=None, chat_predictor=None,
+                 reloader=None):
+        self.settings = settings
+        chats = chat_predictor if isinstance(chat_predictor, (list, tuple)) else \
+            [chat_predictor] * (chat_predictor is not None)
+        threads = torch_threads(settings.generation_threads)
+        self.chats = ChatModels(list(chats), settings.generation_batch, threads, reloader)
         self.intents = (IntentEngine(intent_predictor, settings.oos_threshold,
                                      settings.fallback_intent, settings.intent_batch_size,
                                      settings.intent_threads, settings.max_intent_queue)
                         if intent_predictor is not None else None)
         timeout = settings.generation_timeout
-        self.worker = (GenerationWorker(chat_predictor, settings.max_queue,
-                                        torch_threads(settings.generation_threads), timeout,
-                                        grace=min(10.0, timeout or 10.0))
-                       if chat_predictor is not None else None)
+        self.worker = (GenerationWorker(self.chats.default, settings.max_queue, threads,
+                                        timeout, grace=min(10.0, timeout or 10.0),
+                                        slots=self.chats.slots)
+                       if self.chats else None)
         self.store: ConversationStore | None = None
         self.created = int(time.time())
 
@@ -55,24 +65,35 @@ class DialogueService:
         flush and close the log."""
         if self.worker is not None:
             self.worker.stop(self.settings.drain_seconds)
+        self.chats.close()
         if self.intents is not None:
             self.intents.stop()
         if self.store is not None:
             self.store.close()
 
+    @property
+    def chat(self):
+        """The default chat model (None without one)."""
+        return self.chats.default
+
+    async def reload(self, name: str | None = None) -> dict:
+        """Load chat model ``name`` (None: all) anew; see ``ChatModels.reload``."""
+        return {"object": "list", "data": await self.chats.reload(name)}
+
     def health(self) -> dict:
         """Status "ok", or "degraded" with the ``problem`` (the route then answers 503)."""
         problem = self.worker.problem() if self.worker else None
         return {"status": "degraded" if problem else "ok", "problem": problem,
-                "chat": self.chat.name if self.chat else None,
+                "chat": self.chat.name if self.chat else None, "chats": self.chats.names,
+                "batch": self.worker.slots if self.worker else 0,
                 "intent": self.intents.name if self.intents else None,
                 "log": self.store is not None,
                 "queued": self.worker.pending if self.worker else 0}
 
     def models(self) -> dict:
         cards = []
-        if self.chat is not None:
-            cards.append({"id": str(self.chat.name), "task": "chat", "created": self.created})
+        cards += [{"id": name, "task": "chat", "created": self.created}
+                  for name in self.chats.names]
         if self.intents is not None:
             cards.append({"id": self.intents.name, "task": "intent", "created": self.created})
         return {"object": "list", "data": [{**c, "object": "model", "owned_by": "dialogtune"}
@@ -113,26 +134,25 @@ class DialogueService:
 
     async def prepare(self, request: ChatCompletionRequest) -> PendingReply:
         """Validate limits, read the user's turn and queue the generation (or fall back)."""
-        if self.worker is None:
-            raise APIError(404, "no chat model is loaded (start the server with --chat RUN)",
-                           "model_not_found", "model")
+        chat = self.chats.get(request.model)  # 404 naming a model not served here
         messages = link_results([m.as_dict() for m in request.messages])
         options = self._options(request, messages)
-        plan = plan_tools(request, self.chat.tokenizer)
+        plan = plan_tools(request, chat.tokenizer)
         tools = {"tools": plan.prompt_tools} if plan else {}
         try:  # template refusals and over-long prompts are 400s, found before queueing
-            prompt_tokens = self.chat.check_prompt(messages, options["max_new_tokens"], **tools)
+            prompt_tokens = chat.check_prompt(messages, options["max_new_tokens"], **tools)
         except PromptError as exc:
             raise public_error(exc) from None
         turn = await self.read_turn(messages)
         pending = PendingReply(new_id("chatcmpl"), int(time.time()), time.perf_counter(),
-                               messages, options, turn, int(prompt_tokens or 0), tools=plan)
+                               messages, options, turn, int(prompt_tokens or 0), tools=plan,
+                               chat=chat)
         if turn["out_of_scope"] and self.settings.fallback_reply:
             pending.fallback, turn["fallback"] = self.settings.fallback_reply, True
             return pending
         try:
-            pending.job = self.worker.submit(messages, plan and plan.responder(self.chat),
-                                             **options)
+            pending.job = self.worker.submit(messages, plan and plan.responder(chat),
+                                             chat=chat, **options)
         except QueueFull:
             raise APIError(429, "the server is busy: too many requests are waiting; retry",
                            "queue_full") from None
@@ -194,7 +214,7 @@ class DialogueService:
         usage = self.usage(pending, reply)
         await self._log_chat(pending, reply)
         return {"id": pending.id, "object": "chat.completion", "created": pending.created,
-                "model": str(self.chat.name),
+                "model": str(pending.chat.name),
                 "choices": [{"index": 0, "message": reply.message(),
                              "finish_reason": finish_reason(pending, reply, usage),
                              "logprobs": None}],
@@ -203,7 +223,7 @@ class DialogueService:
     async def stream(self, pending: PendingReply, include_usage: bool = False
                      ) -> AsyncIterator[str]:
         """``chat.completion.chunk`` events, the last content chunk, then ``[DONE]``."""
-        reply, model = Reply(), self.chat.name
+        reply, model = Reply(), pending.chat.name
         try:
             yield sse(chunk(pending, model, {"role": "assistant", "content": ""}, None, True))
             source = [pending.fallback] if pending.fallback else job_pieces(pending.job)
@@ -224,7 +244,7 @@ class DialogueService:
 
     def usage(self, pending: PendingReply, reply: Reply) -> dict:
         prompt, text = pending.prompt_tokens, reply.generated()
-        completion = len(self.chat.tokenizer(text, add_special_tokens=False)["input_ids"])
+        completion = len(pending.chat.tokenizer(text, add_special_tokens=False)["input_ids"])
         return {"prompt_tokens": prompt, "completion_tokens": completion,
                 "total_tokens": prompt + completion}
 
@@ -234,7 +254,7 @@ class DialogueService:
         turn, plan = pending.turn, pending.tools
         params = {**pending.options, "tool_choice": plan.choice} if plan else pending.options
         await self._log([Exchange(
-            pending.id, "chat", pending.messages, reply.text, str(self.chat.name),
+            pending.id, "chat", pending.messages, reply.text, str(pending.chat.name),
             turn["intent"], turn["confidence"], turn["out_of_scope"], turn["fallback"],
             round((time.perf_counter() - pending.started) * 1000, 3), params,
             slots=turn.get("slots"), tools=plan.offered if plan else None,

@@ -36,5 +36,8 @@ class ServeSettings:
     intent_batch_size: int = 64      # largest micro-batch of utterances per forward pass
     intent_threads: int | None = 1   # torch threads classifying (1: best on shared cores)
     generation_threads: int | None = None  # torch threads generating (None: all cores)
+    # replies decoded together, one forward pass a step (inference/batching.py); 1: the
+    # one-at-a-time worker. 8: benchmarks/serve_load.py's concurrent clients (RESULTS.md)
+    generation_batch: int = 8
     generation_timeout: float | None = 300.0  # seconds one generation may run; then cut short
     drain_seconds: float = 30.0      # on shutdown: wait this long for queued work, then cancel
