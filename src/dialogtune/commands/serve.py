@@ -33,7 +33,7 @@ def serve(
         None, "--allowed-hosts",
         help="Comma list of Host names to answer besides localhost and --host "
              "('*.example.com' for subdomains, '*' for any); guards against DNS rebinding."),
-    log_db: Optional[Path] = typer.Option(None, "--log-db", help="SQLite log of exchanges, feedback."),
+    log_db: Optional[Path] = typer.Option(None, "--log-db", help="SQLite log of exchanges."),
     oos_threshold: Optional[float] = typer.Option(
         None, "--oos-threshold",
         help="Out-of-scope below this top probability (default: the run's calibrated one)."),
