@@ -77,8 +77,8 @@ def test_serve_answers_intents_from_the_export(run, tmp_path, capsys, monkeypatc
     served = []
     monkeypatch.setattr(runtime, "run_server", lambda settings, *models: served.append(models))
     assert main(["serve", "--intent", str(tmp_path / "int8"), "--backend", "onnx"]) == 0
-    [(predictor, chat)] = served
-    assert isinstance(predictor.model, OnnxGraph) and chat is None
+    [(predictor, chats, _reloader)] = served
+    assert isinstance(predictor.model, OnnxGraph) and not chats
     expected = load_classifier(run).classify(TEXTS)
     with TestClient(create_app(ServeSettings(), intent_predictor=predictor),
                     base_url="http://localhost") as client:
