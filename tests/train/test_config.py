@@ -134,7 +134,8 @@ def test_set_below_a_scalar_is_an_error(tmp_path):
 @pytest.mark.parametrize("task", names())
 def test_resolved_task_defaults(task):
     expected = {"intent": ("minilm", "full", 64), "chat": ("smollm2", "lora", 2048),
-                "pretrain": ("smollm2", "lora", 256), "nlu": ("minilm", "full", 64)}[task]
+                "pretrain": ("smollm2", "lora", 256), "nlu": ("minilm", "full", 64),
+                "preference": ("smollm2", "lora", 2048)}[task]
     raw = RunConfig(task=task)
     cfg = raw.resolved()
     assert (cfg.model.name, cfg.strategy.name, cfg.data.max_length) == expected
@@ -155,9 +156,11 @@ def test_save_and_read_run_config_round_trip(tmp_path):
         read_run_config(tmp_path / "elsewhere")
 
 
-def test_intent_epochs_default_is_measured_two_unless_the_user_sets_it():
-    assert load_config(None, None, task="intent").resolved().train.epochs == 2
-    assert load_config(None, ["train.epochs=3"], task="intent").resolved().train.epochs == 3
+def test_intent_epochs_follow_the_data_unless_the_user_sets_them():
+    default = load_config(None, None, task="intent").resolved().train
+    assert (default.epochs, default.step_budget, default.min_epochs) == (4, 600, 2)
+    chosen = load_config(None, ["train.epochs=3"], task="intent").resolved().train
+    assert (chosen.epochs, chosen.step_budget) == (3, 0)
     assert load_config(None, None, task="chat").resolved().train.epochs == 1  # chat's own
 
 
