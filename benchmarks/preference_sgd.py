@@ -2,6 +2,7 @@
 
     flock /tmp/dialogtune-bench.lock python benchmarks/preference_sgd.py \\
         [--data-root ../shared/data] [--limit-train N] [--limit-test N] [--max-steps N]
+        [--trl-max-steps N] [--reuse --workdir DIR]
         [--generate-turns 40] [--threads 2] [--json out.json]
 
 1. ``sft``: ``train --task chat`` on ``sgd_banks_tools/train.jsonl`` (LoRA, the chat task's
@@ -158,7 +159,7 @@ def run_trl(args) -> dict:
                        learning_rate=args.lr, per_device_train_batch_size=4, use_cpu=True,
                        bf16=resolve_precision("auto") == "bf16", max_length=2048, beta=BETA,
                        save_strategy="no", report_to=[], logging_steps=10, seed=42,
-                       max_steps=args.max_steps or -1)
+                       max_steps=args.trl_max_steps or args.max_steps or -1)
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
                       task_type="CAUSAL_LM")
     trainer = DPOTrainer(model=model, args=config, processing_class=tokenizer, peft_config=lora,
@@ -187,11 +188,14 @@ def worker(args) -> int:
 
 def spawn(args, system: str) -> dict:
     result = args.workdir / f"{system}_result.json"
+    if args.reuse and result.exists():
+        print(f"{system}: reusing {result}", flush=True)
+        return json.loads(result.read_text())
     forwarded = ["--data-root", str(args.data_root), "--threads", str(args.threads),
                  "--generate-turns", str(args.generate_turns), "--max-new-tokens",
                  str(args.max_new_tokens), "--lr", str(args.lr), "--workdir", str(args.workdir)]
     for flag, value in (("--limit-train", args.limit_train), ("--limit-test", args.limit_test),
-                        ("--max-steps", args.max_steps)):
+                        ("--max-steps", args.max_steps), ("--trl-max-steps", args.trl_max_steps)):
         forwarded += [flag, str(value)] if value else []
     print(f"{system} ...", flush=True)
     subprocess.run([sys.executable, __file__, "--worker", system, "--result", str(result),
@@ -249,6 +253,12 @@ def parse(argv):
     parser.add_argument("--limit-train", type=int, default=None, help="training dialogues")
     parser.add_argument("--limit-test", type=int, default=None, help="test dialogues")
     parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--trl-max-steps", type=int, default=None,
+                        help="stop TRL after N steps: its tokens/s and memory on the same "
+                             "pairs in a fraction of its (~5x longer) time; its quality "
+                             "figures then describe that partial run")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the systems whose result file the work folder already holds")
     parser.add_argument("--generate-turns", type=int, default=40)
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--lr", type=float, default=None,
@@ -274,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     results = {"machine": machine(args.threads), "workdir": str(args.workdir),
                "limits": {"train": args.limit_train, "test": args.limit_test,
-                          "max_steps": args.max_steps, "generate_turns": args.generate_turns}}
+                          "max_steps": args.max_steps, "trl_max_steps": args.trl_max_steps,
+                          "generate_turns": args.generate_turns}}
     print(json.dumps(results["machine"]), flush=True)
     results["sft"] = spawn(args, "sft")
     results["pairs"] = make_pairs(args)

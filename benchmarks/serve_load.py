@@ -51,6 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--compare-batching", action="store_true",
                         help="chat only: the one-at-a-time worker vs batched generation")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "auto"],
+                        choices=["fp32", "bf16", "auto"],
+                        help="--compare-batching: the servers' --precision, both modes each")
     parser.add_argument("--rounds", type=int, default=2,
                         help="--compare-batching: turns of --duration seconds a mode")
     args = parser.parse_args(argv)

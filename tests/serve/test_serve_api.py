@@ -41,6 +41,9 @@ def test_health_and_models(client, chat_model):
     assert cards["object"] == "list"
     assert {(c["id"], c["task"]) for c in cards["data"]} == {(chat_model.name, "chat"),
                                                            ("intent_run", "intent")}
+    # a chat model tells the format its weights are in; an intent model has none
+    assert {c["task"]: c["precision"] for c in cards["data"]} == {
+        "chat": "fp32", "intent": None}  # the library default: float32 unless asked
 
 
 def test_chat_completion_shape_usage_and_log(client, chat_model):

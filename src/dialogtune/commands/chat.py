@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .common import PICKLE_HELP, TRUST_HELP, load_policy
+from .common import PICKLE_HELP, PRECISION_HELP, TRUST_HELP, load_policy
 
 HELP = "Commands: /reset clears the conversation, /exit quits."
 
@@ -21,13 +21,14 @@ def chat(
     top_p: float = typer.Option(0.9, "--top-p"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
 ) -> None:
     """Talk to a model in the terminal: streamed replies, multi-turn memory."""
     from ..inference.dialogue import ChatSession
 
     session = ChatSession.load(run, load_policy(trust_remote_code, allow_pickle), system=system,
                                max_new_tokens=max_new_tokens, temperature=temperature,
-                               top_p=top_p)
+                               top_p=top_p, precision=precision)
     typer.echo(f"dialogtune chat with {session.name}. {HELP}")
     while True:
         try:
@@ -56,12 +57,13 @@ def generate(
     seed: Optional[int] = typer.Option(None, "--seed"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
 ) -> None:
     """Reply to each record's conversation; writes it back with the reply appended."""
     from ..inference.dialogue import generate_replies
 
     records = generate_replies(run, data, data_format, max_new_tokens, temperature, seed,
-                               load_policy(trust_remote_code, allow_pickle))
+                               load_policy(trust_remote_code, allow_pickle), precision)
     text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     if output is None:
         typer.echo(text or "\n", nl=False)

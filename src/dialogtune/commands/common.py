@@ -6,6 +6,9 @@ TRUST_HELP = "Run Python code shipped with the model (a run's config alone never
 PICKLE_HELP = "Load .bin/.pt (pickle) weights, which can run code when loaded."
 BACKEND_HELP = ("Intent and NLU runs: 'torch', or 'onnx' to read RUN's ONNX export (RUN is "
                 "the export folder, or a run holding one in RUN/onnx).")
+PRECISION_HELP = ("Chat models' weights: 'auto' (bf16 where this machine's bf16 matmuls are at "
+                  "least 2x float32's, as on CPUs with AMX; float32 elsewhere), 'fp32' or "
+                  "'bf16'.")
 TOOLS_HELP = ("JSON file of tools (an OpenAI 'tools' list or function objects) for the "
               "dialogues that have none of their own.")
 

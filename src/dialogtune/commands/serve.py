@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from ..errors import DialogtuneError
-from .common import BACKEND_HELP, PICKLE_HELP
+from .common import BACKEND_HELP, PICKLE_HELP, PRECISION_HELP
 
 API_KEY_ENV = "DIALOGTUNE_API_KEY"
 log = logging.getLogger("dialogtune")
@@ -49,9 +49,9 @@ def serve(
         30.0, "--drain-seconds", help="On SIGTERM, seconds to finish queued work before "
                                       "cancelling it."),
     backend: str = typer.Option("torch", "--backend", help="For --intent: " + BACKEND_HELP),
-    generation_batch: int = typer.Option(
-        8, "--generation-batch", help="Chat replies decoded together, one forward pass a "
-                                      "step; 1: one request at a time."),
+    generation_batch: int = typer.Option(8, "--generation-batch", help="Chat replies decoded "
+                                         "together, one forward pass a step; 1: one at a time."),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
 ) -> None:
     """Serve intent and/or chat models over HTTP, with a web chat at / (Ctrl+C stops;
     SIGHUP reloads the chat models, in-flight replies finishing on the old weights)."""
@@ -65,7 +65,7 @@ def serve(
                               max_tokens=max_tokens, generation_timeout=generation_timeout,
                               drain_seconds=drain_seconds, generation_batch=generation_batch)
     run_server(settings, load_models(intent, None, allow_pickle, backend)[0],
-               *load_chats(chat or [], allow_pickle))
+               *load_chats(chat or [], allow_pickle, precision))
 
 
 def build_settings(host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,

@@ -25,9 +25,10 @@ class ChatSession:
                         "top_p": top_p}
 
     @classmethod
-    def load(cls, name_or_run: str | Path, policy=None, **options) -> "ChatSession":
+    def load(cls, name_or_run: str | Path, policy=None, precision: str = "fp32",
+             **options) -> "ChatSession":
         """A session with a chat run or a model alias/folder (``ChatPredictor.load``)."""
-        return cls(ChatPredictor.load(name_or_run, policy), **options)
+        return cls(ChatPredictor.load(name_or_run, policy, precision), **options)
 
     @property
     def name(self) -> str:
@@ -72,9 +73,10 @@ def reply_to_dialogues(predictor: ChatPredictor, dialogues: list[Dialogue],
 
 def generate_replies(run: str | Path, data: str | Path, data_format: str = "auto",
                      max_new_tokens: int = 128, temperature: float = 0.0,
-                     seed: int | None = None, policy=None) -> list[dict]:
+                     seed: int | None = None, policy=None, precision: str = "fp32"
+                     ) -> list[dict]:
     """``dialogtune generate``: read ``data`` (before loading the model, so that a data
     error comes first), load ``run`` and reply to each dialogue."""
     dialogues = read_dialogues(data, data_format)
-    predictor = ChatPredictor.load(run, policy)
+    predictor = ChatPredictor.load(run, policy, precision)
     return reply_to_dialogues(predictor, dialogues, max_new_tokens, temperature, seed)

@@ -60,10 +60,11 @@ def load_models(intent_run: str | Path | None, chat: str | Path | None,
     return intent, chat_model
 
 
-def load_chats(sources: list[str | Path], allow_pickle: bool = False):
+def load_chats(sources: list[str | Path], allow_pickle: bool = False, precision: str = "auto"):
     """(the chat predictors of ``sources``, in order; ``reloader(name)``, which loads the
     one named ``name`` anew from its source). Two sources of the same name (folder name)
-    are refused: a request's ``model`` could not tell them apart."""
+    are refused: a request's ``model`` could not tell them apart. ``precision``: the
+    weights' format (``auto``: bf16 where it is measurably faster, see ``ChatPredictor``)."""
     from ..errors import DialogtuneError
     from ..inference.chat import ChatPredictor
     from ..models.loading import LoadPolicy
@@ -71,7 +72,7 @@ def load_chats(sources: list[str | Path], allow_pickle: bool = False):
     for source in sources:
         check_safe_source(source, allow_pickle)
     policy = LoadPolicy(trust_remote_code=False, allow_pickle=allow_pickle)
-    chats = [ChatPredictor.load(source, policy) for source in sources]
+    chats = [ChatPredictor.load(source, policy, precision) for source in sources]
     origin = dict(zip((str(chat.name) for chat in chats), sources))
     if len(origin) < len(chats):
         raise DialogtuneError("two --chat models have the same name (their folder names): "
@@ -79,7 +80,7 @@ def load_chats(sources: list[str | Path], allow_pickle: bool = False):
 
     def reloader(name: str):
         check_safe_source(origin[name], allow_pickle)  # the folder may have changed since
-        return ChatPredictor.load(origin[name], policy)
+        return ChatPredictor.load(origin[name], policy, precision)
 
     return chats, reloader
 

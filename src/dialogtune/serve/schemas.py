@@ -268,6 +268,7 @@ class ModelCard(BaseModel):
     created: int
     owned_by: str = "dialogtune"
     task: Literal["chat", "intent"]
+    precision: Literal["fp32", "bf16"] | None = None  # chat models: the weights' format
 
 
 class ModelList(BaseModel):

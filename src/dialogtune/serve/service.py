@@ -92,7 +92,8 @@ class DialogueService:
 
     def models(self) -> dict:
         cards = []
-        cards += [{"id": name, "task": "chat", "created": self.created}
+        cards += [{"id": name, "task": "chat", "created": self.created,
+                   "precision": getattr(self.chats.get(name), "precision", None)}
                   for name in self.chats.names]
         if self.intents is not None:
             cards.append({"id": self.intents.name, "task": "intent", "created": self.created})
