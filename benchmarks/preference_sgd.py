@@ -106,7 +106,8 @@ def run_dialogtune(args) -> dict:
                                     output=str(run),
                                     **{"data.train": str(args.workdir / "pairs_train.jsonl"),
                                        "model.name": str(args.workdir / "sft"),
-                                       "train.method": "dpo", "train.lr": args.lr}))
+                                       "train.method": "dpo", "train.lr": args.lr,
+                                       "train.sft_weight": args.sft_weight}))
     result = {"peak_rss_mib": peak_rss_mib(), "train_seconds": summary["train_seconds"],
               "tokens_fed": summary["tokens_fed"], "tokens_computed": summary["tokens_computed"],
               "steps": summary["steps"], "precision": summary["precision"]}
@@ -159,6 +160,9 @@ def run_trl(args) -> dict:
                        learning_rate=args.lr, per_device_train_batch_size=4, use_cpu=True,
                        bf16=resolve_precision("auto") == "bf16", max_length=2048, beta=BETA,
                        save_strategy="no", report_to=[], logging_steps=10, seed=42,
+                       # TRL's "sft" loss: the chosen tokens' mean NLL, as train.sft_weight's
+                       **({"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, args.sft_weight]}
+                          if args.sft_weight else {}),
                        max_steps=args.trl_max_steps or args.max_steps or -1)
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
                       task_type="CAUSAL_LM")
@@ -193,7 +197,8 @@ def spawn(args, system: str) -> dict:
         return json.loads(result.read_text())
     forwarded = ["--data-root", str(args.data_root), "--threads", str(args.threads),
                  "--generate-turns", str(args.generate_turns), "--max-new-tokens",
-                 str(args.max_new_tokens), "--lr", str(args.lr), "--workdir", str(args.workdir)]
+                 str(args.max_new_tokens), "--lr", str(args.lr), "--workdir", str(args.workdir),
+                 "--sft-weight", str(args.sft_weight)]
     for flag, value in (("--limit-train", args.limit_train), ("--limit-test", args.limit_test),
                         ("--max-steps", args.max_steps), ("--trl-max-steps", args.trl_max_steps)):
         forwarded += [flag, str(value)] if value else []
@@ -263,6 +268,9 @@ def parse(argv):
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--lr", type=float, default=None,
                         help="DPO rate for both systems (default: dialogtune's)")
+    parser.add_argument("--sft-weight", type=float, default=None,
+                        help="the chosen replies' NLL weight for both systems (dialogtune's "
+                             "train.sft_weight, TRL's 'sft' loss term; default: dialogtune's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
@@ -273,6 +281,10 @@ def parse(argv):
         from dialogtune.tasks import get_task
 
         args.lr = get_task("preference").defaults["train"]["lr"]
+    if args.sft_weight is None:
+        from dialogtune.models.preference import METHODS
+
+        args.sft_weight = METHODS["dpo"].sft_weight
     return args
 
 
@@ -283,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir = args.workdir or Path(tempfile.mkdtemp(prefix="preference_bench_"))
     args.workdir.mkdir(parents=True, exist_ok=True)
     results = {"machine": machine(args.threads), "workdir": str(args.workdir),
+               "sft_weight": args.sft_weight,
                "limits": {"train": args.limit_train, "test": args.limit_test,
                           "max_steps": args.max_steps, "trl_max_steps": args.trl_max_steps,
                           "generate_turns": args.generate_turns}}

@@ -99,6 +99,9 @@ class TrainConfig(_Section):
     # method's default
     method: Literal["dpo", "orpo", "kto", "simpo"] = "dpo"
     beta: float | None = Field(None, gt=0.0)
+    # preference: weight of the chosen replies' NLL per token added to the loss (RPO);
+    # None: the method's default (models/preference.py)
+    sft_weight: float | None = Field(None, ge=0.0)
     seed: int = 42
     patience: int = 2
     save_every_steps: int = 200

@@ -59,3 +59,23 @@ def test_losses_fall_as_the_chosen_reply_gains():
     assert better < worse
     assert simpo_loss(T(-2.0), T(-4.0), T(2.0), T(2.0), 2.0, 1.0) < simpo_loss(
         T(-4.0), T(-2.0), T(2.0), T(2.0), 2.0, 1.0)
+
+
+def test_the_sft_term_adds_the_chosen_replies_nll_per_token(monkeypatch):
+    from dialogtune.models import preference
+
+    # two pairs: chosen sums -2 (2 tokens) and -4 (6 tokens); rejected -3 and -5
+    policy = preference.SequenceScores(T(-2.0, -3.0, -4.0, -5.0), T(2.0, 3.0, 6.0, 4.0),
+                                       torch.tensor([True, False, True, False]),
+                                       torch.tensor([0, 0, 1, 1]))
+    assert float(preference.chosen_nll(policy)) == pytest.approx(6 / 8)  # (2 + 4) / (2 + 6)
+    reference = preference.SequenceScores(T(-2.5, -2.5, -4.5, -4.5), policy.lengths,
+                                          policy.chosen_mask, policy.pair_ids)
+    monkeypatch.setattr(preference, "sequence_logps", lambda model, batch: policy)
+    monkeypatch.setattr(preference, "reference_logps", lambda model, batch: reference)
+    dpo = preference.METHODS["dpo"]
+    plain = float(preference.preference_loss(dpo, 0.1)(None, {}))
+    assert plain == pytest.approx(float(dpo_loss(T(-2.0, -4.0), T(-3.0, -5.0), T(-2.5, -4.5),
+                                                 T(-2.5, -4.5), 0.1)), abs=1e-6)
+    with_sft = float(preference.preference_loss(dpo, 0.1, sft_weight=0.5)(None, {}))
+    assert with_sft == pytest.approx(plain + 0.5 * 6 / 8, abs=1e-6)

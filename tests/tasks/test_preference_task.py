@@ -137,6 +137,23 @@ def test_training_raises_the_chosen_minus_rejected_margin(method, folder, pairs,
     assert json.loads((tmp_path / "m.json").read_text())["pairs"] == 4
 
 
+def chosen_logp(run: Path, data: Path) -> float:
+    """The trained model's summed log-probability of the chosen replies."""
+    model, tokenizer, _, _ = load_chat_run(run)
+    with torch.no_grad():
+        return float(sequence_logps(model.eval(), batch_of(tokenizer, data)).chosen.sum())
+
+
+def test_the_sft_term_keeps_the_chosen_replies_likely(folder, pairs, tmp_path):
+    # pairs a number apart: DPO alone may push both replies down as the margin grows
+    plain = train_run(config(tmp_path / "dpo", pairs, folder, "dpo"))
+    rpo = train_run(config(tmp_path / "rpo", pairs, folder, "dpo", "train.sft_weight=1.0"))
+    assert (plain["sft_weight"], rpo["sft_weight"]) == (METHODS["dpo"].sft_weight, 1.0)
+    assert chosen_logp(tmp_path / "rpo", pairs) > chosen_logp(tmp_path / "dpo", pairs)
+    # the margin still grows, if more slowly: the NLL pulls both replies (a number apart) up
+    assert evaluate_run(tmp_path / "rpo", str(pairs))["mean_margin"] > 0
+
+
 def test_kto_trains_on_unpaired_rows(folder, pairs, tmp_path):
     rows = [{"messages": p["messages"], "completion": p[side], "label": side == "chosen"}
             for p in PAIRS for side in ("chosen", "rejected")] * 2

@@ -148,12 +148,14 @@ def kto_loss(desirable_ratios: torch.Tensor, undesirable_ratios: torch.Tensor,
 @dataclass(frozen=True)
 class Method:
     """One preference objective: whether it reads a reference, whether it needs pairs,
-    its default β (λ for ORPO), measured or taken from its paper."""
+    its default β (λ for ORPO), measured or taken from its paper, and the default weight
+    of the chosen replies' NLL added to it (``train.sft_weight``; ORPO has its own)."""
 
     name: str
     uses_reference: bool
     needs_pairs: bool
     beta: float
+    sft_weight: float = 0.0
 
 
 # β 0.1 for DPO and KTO and λ 0.1 for ORPO: their papers' and TRL's defaults. SimPO: β 2.0
@@ -190,10 +192,21 @@ def pair_margins(method: Method, policy: SequenceScores, reference: SequenceScor
     return chosen - rejected
 
 
-def preference_loss(method: Method, beta: float):
-    """The training loop's loss function (model, batch) → loss for ``method``."""
+def chosen_nll(policy: SequenceScores) -> torch.Tensor:
+    """Mean negative log-likelihood per token of the replies to prefer (the chosen side of
+    pairs, the desirable completions of KTO rows): the SFT term RPO adds to DPO."""
+    logps, lengths = policy.sides(policy.logps)[0], policy.sides(policy.lengths)[0]
+    return -logps.sum() / lengths.sum().clamp(min=1)
+
+
+def preference_loss(method: Method, beta: float, sft_weight: float = 0.0):
+    """The training loop's loss function (model, batch) → loss for ``method``, plus
+    ``sft_weight`` × the chosen replies' NLL per token (RPO, Pang et al. 2024; TRL's
+    ``rpo_alpha``): it keeps the chosen reply likely while the margin grows."""
     def loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         reference = reference_logps(model, batch) if method.uses_reference else None
-        return method_loss(method, sequence_logps(model, batch), reference, beta)
+        policy = sequence_logps(model, batch)
+        value = method_loss(method, policy, reference, beta)
+        return value + sft_weight * chosen_nll(policy) if sft_weight else value
     return loss
 

@@ -91,9 +91,11 @@ def train_preference(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict
     validate = None if held_out is None else (
         lambda m: validation_metrics(m, held_out, method, beta, pad_id))
     lr = learning_rate(cfg, CAUSAL_LM)
-    result = fit(model, batches, preference_loss(method, beta), validate, cfg.train, run.path,
-                 lr, None, TASK.objective, resume, callbacks, fingerprint)
-    summary = {"task": cfg.task, "method": method.name, "beta": beta, "model": cfg.model.name,
+    sft_weight = method.sft_weight if cfg.train.sft_weight is None else cfg.train.sft_weight
+    result = fit(model, batches, preference_loss(method, beta, sft_weight), validate,
+                 cfg.train, run.path, lr, None, TASK.objective, resume, callbacks, fingerprint)
+    summary = {"task": cfg.task, "method": method.name, "beta": beta,
+               "sft_weight": sft_weight, "model": cfg.model.name,
                "model_source": source, "strategy": cfg.strategy.name,
                "trainable_parameters": trainable, "total_parameters": total, "lr": lr,
                "data": stats,
