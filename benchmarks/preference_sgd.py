@@ -2,8 +2,8 @@
 
     flock /tmp/dialogtune-bench.lock python benchmarks/preference_sgd.py \\
         [--data-root ../shared/data] [--limit-train N] [--limit-test N] [--max-steps N]
-        [--trl-max-steps N] [--reuse --workdir DIR]
-        [--generate-turns 40] [--threads 2] [--json out.json]
+        [--trl-max-steps N] [--reuse --workdir DIR] [--sft-weight W]
+        [--dialogtune-set KEY=VALUE ...] [--generate-turns 40] [--threads 2] [--json out.json]
 
 1. ``sft``: ``train --task chat`` on ``sgd_banks_tools/train.jsonl`` (LoRA, the chat task's
    defaults), scored on ``test.jsonl`` (perplexity, ``grounding``, ``tool_calls``).
@@ -102,7 +102,8 @@ def run_dialogtune(args) -> dict:
     from dialogtune.pipeline import train_run
 
     run = args.workdir / "dpo"
-    summary = train_run(load_config(None, train_overrides(args), task="preference",
+    summary = train_run(load_config(None, train_overrides(args) + args.dialogtune_set,
+                                    task="preference",
                                     output=str(run),
                                     **{"data.train": str(args.workdir / "pairs_train.jsonl"),
                                        "model.name": str(args.workdir / "sft"),
@@ -199,6 +200,7 @@ def spawn(args, system: str) -> dict:
                  "--generate-turns", str(args.generate_turns), "--max-new-tokens",
                  str(args.max_new_tokens), "--lr", str(args.lr), "--workdir", str(args.workdir),
                  "--sft-weight", str(args.sft_weight)]
+    forwarded += [f"--dialogtune-set={item}" for item in args.dialogtune_set]
     for flag, value in (("--limit-train", args.limit_train), ("--limit-test", args.limit_test),
                         ("--max-steps", args.max_steps), ("--trl-max-steps", args.trl_max_steps)):
         forwarded += [flag, str(value)] if value else []
@@ -271,6 +273,9 @@ def parse(argv):
     parser.add_argument("--sft-weight", type=float, default=None,
                         help="the chosen replies' NLL weight for both systems (dialogtune's "
                              "train.sft_weight, TRL's 'sft' loss term; default: dialogtune's)")
+    parser.add_argument("--dialogtune-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="more settings for dialogtune's DPO run (repeatable), e.g. "
+                             "train.gradient_checkpointing=true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
@@ -295,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir = args.workdir or Path(tempfile.mkdtemp(prefix="preference_bench_"))
     args.workdir.mkdir(parents=True, exist_ok=True)
     results = {"machine": machine(args.threads), "workdir": str(args.workdir),
-               "sft_weight": args.sft_weight,
+               "sft_weight": args.sft_weight, "dialogtune_set": args.dialogtune_set,
                "limits": {"train": args.limit_train, "test": args.limit_test,
                           "max_steps": args.max_steps, "trl_max_steps": args.trl_max_steps,
                           "generate_turns": args.generate_turns}}

@@ -118,6 +118,9 @@ class TrainConfig(_Section):
     # auto: bf16 autocast where this machine's bf16 matmul is at least twice float32's
     # (measured at start, see precision.py), float32 elsewhere.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    # Recompute each layer's activations in the backward pass instead of keeping them:
+    # less memory for long sequences, more compute (models/memory.py has the measurement).
+    gradient_checkpointing: bool = False
 
 
 class RunConfig(_Section):

@@ -13,6 +13,7 @@ from ..data.quality.vocabulary import (REFUSE_SHARE, missing_characters, unknown
                                       unknown_token_report)
 from ..errors import DataError
 from ..models.loading import load_tokenizer, resolve_source
+from ..models.memory import checkpoint_activations
 from ..runs.fingerprint import check_resume, run_fingerprint
 from ..runs.layout import RunDir
 from ..strategies import apply_strategy, check_settings, get_strategy, parameter_counts
@@ -97,6 +98,8 @@ def adapt_model(model: nn.Module, cfg: RunConfig, kind: str) -> tuple[nn.Module,
     """Apply the run's strategy; returns (model, trainable, total) parameter counts."""
     model = apply_strategy(model, cfg.strategy, kind)
     train_new_tokens(model, cfg)
+    if cfg.train.gradient_checkpointing:
+        checkpoint_activations(model)
     trainable, total = parameter_counts(model)
     log.info("strategy %s: %s trainable of %s parameters (%.2f%%)", cfg.strategy.name,
              f"{trainable:,}", f"{total:,}", 100 * trainable / total)
