@@ -164,6 +164,15 @@ def test_intent_epochs_follow_the_data_unless_the_user_sets_them():
     assert load_config(None, None, task="chat").resolved().train.epochs == 1  # chat's own
 
 
+def test_nlu_trains_every_default_epoch_on_large_data():
+    """The intent task's step budget must not cut NLU's 4 epochs (it cut SNIPS to 2)."""
+    from dialogtune.optim import total_steps
+
+    nlu = load_config(None, None, task="nlu").resolved().train
+    assert (nlu.epochs, nlu.step_budget) == (4, 0)
+    assert total_steps(409, nlu) == 4 * 409  # SNIPS: 13,084 utterances, batch 32
+
+
 @pytest.mark.parametrize("value", ["1.0", "-0.1"])
 def test_val_fraction_outside_zero_to_one_is_refused(value):
     with pytest.raises(ConfigError, match="data.val_fraction"):
