@@ -54,7 +54,8 @@ def run_dialogtune(data: Path, out: Path, threads: int, extra: list[str],
     keys = ("accuracy", "slot_f1", "slot_precision", "slot_recall", "sentence_accuracy",
             "latency_ms_per_utterance")
     return {"train_seconds": summary["train_seconds"], "command_seconds": round(wall, 1),
-            **{k: summary.get(k) for k in ("unknown_characters", "added_tokens")},
+            **{k: summary.get(k) for k in ("unknown_characters", "added_tokens", "steps",
+                                           "best_epoch", "precision", "mfu", "peak_gflops")},
             **{k: metrics.get(k) for k in keys}}
 
 

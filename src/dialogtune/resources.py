@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,7 +125,8 @@ def others_busy_cores(before: CpuSample, after: CpuSample) -> float:
 class ThreadGovernor:
     """A training-step callback that re-checks the others' load every ``every_seconds`` and
     sets torch's thread count to what they leave: a job that starts beside a long run makes
-    it step down to one thread (instead of both slowing 5-20x), and it steps back up after."""
+    it step down to one thread (instead of both slowing 5-20x), and it steps back up after.
+    ``decide`` alone (the server's generation threads) keeps the count without setting it."""
 
     def __init__(self, every_seconds: float = 30.0, cores: int | None = None,
                  sample=read_cpu_sample, set_threads=None, clock=time.monotonic):
@@ -133,13 +135,23 @@ class ThreadGovernor:
         self.every, self.cores, self.sample, self.clock = every_seconds, cores, sample, clock
         self.set_threads = set_threads or torch.set_num_threads
         self.last, self.checked_at = sample(), clock()
+        self.count = cores or usable_cores()  # until the first look: nobody else is busy
+        self._lock = threading.Lock()
+
+    def decide(self) -> int | None:
+        """The thread count the others' load leaves, re-measured when ``every_seconds`` have
+        passed since the last look (None when not re-measured now)."""
+        with self._lock:
+            if self.last is None or self.clock() - self.checked_at < self.every:
+                return None
+            now = self.sample()
+            if now is None:
+                return None
+            self.count = threads_beside(others_busy_cores(self.last, now), now.cores,
+                                        self.cores or usable_cores())
+            self.last, self.checked_at = now, self.clock()
+            return self.count
 
     def __call__(self, step: int) -> None:
-        if self.last is None or self.clock() - self.checked_at < self.every:
-            return
-        now = self.sample()
-        if now is None:
-            return
-        self.set_threads(threads_beside(others_busy_cores(self.last, now), now.cores,
-                                        self.cores or usable_cores()))
-        self.last, self.checked_at = now, self.clock()
+        if (count := self.decide()) is not None:
+            self.set_threads(count)

@@ -199,3 +199,14 @@ def test_a_failed_batch_step_fails_its_requests_and_the_next_ones_are_served(alo
     hook.remove()
     assert got == ["failed", "failed"] and failures == [True]
     assert text(chat, PROMPTS[2], max_new_tokens=6) == text(alone, PROMPTS[2], max_new_tokens=6)
+
+
+def test_the_generating_thread_runs_its_setup_before_every_step(tool_folder):
+    """``prepare`` (the server's thread count, which follows other jobs' load) runs each
+    step, so a long burst of replies adapts too, not only a thread's first step."""
+    calls = []
+    chat = ChatPredictor.from_model(tool_folder)
+    assert chat.enable_batching(2, prepare=lambda: calls.append(torch.get_num_threads()))
+    reply = chat.stream(user(PROMPTS[0]), max_new_tokens=6)
+    pieces = list(reply)
+    assert pieces and len(calls) >= 6  # one per decoding step at least

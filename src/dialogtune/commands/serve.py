@@ -52,6 +52,9 @@ def serve(
     generation_batch: int = typer.Option(8, "--generation-batch", help="Chat replies decoded "
                                          "together, one forward pass a step; 1: one at a time."),
     precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
+    generation_threads: Optional[int] = typer.Option(
+        None, "--generation-threads", help="torch threads generating chat replies (default: "
+        "the cores other processes leave idle, re-measured every few seconds)."),
 ) -> None:
     """Serve intent and/or chat models over HTTP, with a web chat at / (Ctrl+C stops;
     SIGHUP reloads the chat models, in-flight replies finishing on the old weights)."""
@@ -63,7 +66,8 @@ def serve(
                               allowed_hosts=allowed_hosts, log_db=log_db,
                               oos_threshold=oos_threshold, fallback_reply=fallback_reply,
                               max_tokens=max_tokens, generation_timeout=generation_timeout,
-                              drain_seconds=drain_seconds, generation_batch=generation_batch)
+                              drain_seconds=drain_seconds, generation_batch=generation_batch,
+                              generation_threads=generation_threads)
     run_server(settings, load_models(intent, None, allow_pickle, backend)[0],
                *load_chats(chat or [], allow_pickle, precision))
 
@@ -72,7 +76,8 @@ def build_settings(host: str = "127.0.0.1", port: int = 8000, api_key: str | Non
                    allowed_hosts: str | None = None, log_db: Path | None = None,
                    oos_threshold: float | None = None, fallback_reply: str | None = None,
                    max_tokens: int = 1024, generation_timeout: float = 300.0,
-                   drain_seconds: float = 30.0, generation_batch: int = 8):
+                   drain_seconds: float = 30.0, generation_batch: int = 8,
+                   generation_threads: int | None = None):
     """Checked ``ServeSettings`` from the command line's values (and the environment)."""
     from ..serve.settings import ServeSettings
 
@@ -82,6 +87,8 @@ def build_settings(host: str = "127.0.0.1", port: int = 8000, api_key: str | Non
         raise DialogtuneError("--max-tokens-limit must be at least 1")
     if generation_batch < 1:
         raise DialogtuneError("--generation-batch must be at least 1 (1: one at a time)")
+    if generation_threads is not None and generation_threads < 1:
+        raise DialogtuneError("--generation-threads must be at least 1")
     if generation_timeout <= 0 or drain_seconds <= 0:
         raise DialogtuneError("--generation-timeout and --drain-seconds must be above 0 seconds")
     env_key = os.environ.get(API_KEY_ENV) or None
@@ -97,4 +104,5 @@ def build_settings(host: str = "127.0.0.1", port: int = 8000, api_key: str | Non
                          oos_threshold=oos_threshold, fallback_reply=fallback_reply,
                          max_tokens_limit=max_tokens, default_max_tokens=min(256, max_tokens),
                          generation_timeout=generation_timeout, drain_seconds=drain_seconds,
-                         generation_batch=generation_batch)
+                         generation_batch=generation_batch,
+                         generation_threads=generation_threads)

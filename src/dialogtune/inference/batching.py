@@ -155,9 +155,11 @@ class BatchedGenerator:
     # --- the generation thread ------------------------------------------------------
 
     def _run(self) -> None:
-        if self.prepare is not None:
-            self.prepare()
-        while (joining := self._next_joining()) is not None:
+        while True:
+            if self.prepare is not None:  # each step: the thread count may follow the load
+                self.prepare()
+            if (joining := self._next_joining()) is None:
+                return
             try:
                 for sequence in joining:
                     self._admit(sequence)

@@ -14,24 +14,39 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..resources import usable_cores
+from ..resources import ThreadGovernor
 from .errors import APIError
 from .workers import MicroBatcher, QueueFull
 
 
-def torch_threads(count: int | None) -> Callable[[], None]:
-    """A setup step giving the calling thread ``count`` torch threads (None: all usable cores).
+# How often the generation threads re-measure the others' load: a reply takes seconds, and
+# a /proc/stat read is ~50 us, so this costs nothing and follows a job within one reply.
+REMEASURE_SECONDS = 5.0
+
+
+def torch_threads(count: int | None,
+                  governor: ThreadGovernor | None = None) -> Callable[[], None]:
+    """A setup step giving the calling thread ``count`` torch threads (None: the cores other
+    processes leave idle, re-measured every ``REMEASURE_SECONDS``).
 
     torch's thread count is per OS thread (new threads start from the last value set), so
-    each worker sets its own: one thread for short utterances (lower latency when the cores
-    are shared with generation), all cores for generation.
+    each worker calls it: one thread for short utterances (lower latency when the cores
+    are shared with generation), the free cores for generation. Generating with all cores
+    beside another busy job slowed both 5-20x (measured for training, resources.py); the
+    load is measured like ``train``'s, our own process's CPU time left out.
     """
-    wanted = count or usable_cores()
+    if count:
+        def fixed() -> None:
+            torch.set_num_threads(count)  # also the default of threads started after this
+        return fixed
+    governor = governor or ThreadGovernor(every_seconds=REMEASURE_SECONDS)
 
-    def apply() -> None:
-        torch.set_num_threads(wanted)  # also the default of threads started after this
+    def follow_the_load() -> None:
+        governor.decide()
+        if torch.get_num_threads() != governor.count:
+            torch.set_num_threads(governor.count)
 
-    return apply
+    return follow_the_load
 
 
 def intent_model_name(predictor) -> str:

@@ -35,7 +35,7 @@ class ServeSettings:
     max_intent_queue: int = 256      # waiting /v1/intents (and chat NLU) requests before 429
     intent_batch_size: int = 64      # largest micro-batch of utterances per forward pass
     intent_threads: int | None = 1   # torch threads classifying (1: best on shared cores)
-    generation_threads: int | None = None  # torch threads generating (None: all cores)
+    generation_threads: int | None = None  # torch threads generating (None: the idle cores)
     # replies decoded together, one forward pass a step (inference/batching.py); 1: the
     # one-at-a-time worker. 8: benchmarks/serve_load.py's concurrent clients (RESULTS.md)
     generation_batch: int = 8
