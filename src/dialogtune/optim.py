@@ -47,7 +47,8 @@ def parameter_groups(model: nn.Module, lr: float, head_lr: float | None,
 
 
 def total_steps(per_epoch: int, cfg: TrainConfig) -> int:
-    """Optimizer steps of the whole run, per process: epochs, at least min_steps, capped."""
+    """Optimizer steps of the whole run, per process: epochs, cut to ``step_budget`` (but
+    never below ``min_epochs``), at least ``min_steps``, capped by ``max_steps``."""
     total = math.ceil(cfg.epochs * per_epoch)
     if cfg.step_budget and total > cfg.step_budget:
         total = max(cfg.step_budget, math.ceil(cfg.min_epochs * per_epoch))

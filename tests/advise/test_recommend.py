@@ -46,6 +46,9 @@ def test_small_data_gets_the_epochs_min_steps_gives_it():
     train = TrainConfig(epochs=2, min_steps=100)
     assert planned_epochs(train, 13) == 7.69  # 100 steps at 13 a epoch, rounded down
     assert planned_epochs(train, 282) == 2  # BANKING77: the default epochs
+    budget = TrainConfig(epochs=4, step_budget=600, min_epochs=2, min_steps=100)
+    assert planned_epochs(budget, 313) == 2  # BANKING77: the budget's 626 steps, not 4 epochs
+    assert planned_epochs(budget, 119) == 4  # short epochs: every default epoch
     estimate = plan(_measured(), train.model_copy(update={"epochs": 7.69}), 1.5)
     assert (estimate.steps, estimate.epoch_ends) == (100, 8)  # min_steps still holds
 

@@ -109,3 +109,13 @@ def test_role_packages_import_no_torch():
              "assert 'torch' not in sys.modules, 'torch imported by a package __init__'\n")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_wrong_precision_is_refused_before_anything_loads(capsys):
+    from dialogtune.cli import main
+
+    for argv in (["chat", "no-such-run", "--precision", "x"],
+                 ["generate", "no-such-run", "hi", "--precision", "fp16"],
+                 ["serve", "--chat", "no-such-run", "--precision", "bf17"]):
+        assert main(argv) == 2
+        assert "expected one of auto, fp32, bf16" in capsys.readouterr().err

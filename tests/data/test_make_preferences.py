@@ -105,6 +105,9 @@ def test_export_logs_as_preference_pairs_and_kto_rows(tmp_path, capsys):
     assert rows["called"]["completion"]["tool_calls"][0]["function"]["name"] == "get_balance"
     records = read_preferences(out).preferences
     assert sum(r.paired for r in records) == 1 and len(records) == 4
+    reviewed = tmp_path / "reviewed.jsonl"  # every rating is a person's verdict: all kept
+    assert export_logs(tmp_path / "log.db", reviewed, "preference", True) == 4
+    assert json.loads(reviewed.read_text().splitlines()[2])["label"] is False  # thumbs-down
 
 
 @pytest.mark.parametrize("reviewed_only", [True, False])

@@ -94,3 +94,19 @@ def test_zero_shot_scoring_feeds_the_models_device(folder):
     predictor = ZeroShotIntentPredictor(on_meta(model), tokenizer, ["card", "balance"])
     with pytest.raises(ReachedForward):
         predictor.probabilities(["where is my card"])
+
+
+def test_preference_masks_for_eager_attention_stay_on_the_models_device():
+    """Shared-context preference rows carry a 4-D mask; eager attention gets it as 0 / a
+    large negative, built where the boolean mask is (it was built on the CPU)."""
+    from types import SimpleNamespace
+
+    from dialogtune.models.preference import _model_mask
+
+    model = torch.nn.Linear(2, 2)
+    model.config = SimpleNamespace(_attn_implementation="eager")
+    allowed = torch.ones(1, 1, 3, 3, dtype=torch.bool, device="meta")
+    additive = _model_mask(model, allowed)
+    assert additive.device.type == "meta" and additive.dtype == torch.float32
+    cpu = _model_mask(model, torch.tensor([[[[True, False]]]]))
+    assert cpu[0, 0, 0, 0] == 0 and cpu[0, 0, 0, 1] == torch.finfo(torch.float32).min

@@ -4,8 +4,9 @@ with on this machine, and how long that run will take, estimated from measured s
 The estimate is a sum of measured parts (see ``measure.py``), printed with its numbers:
 imports + start (model, data) + steps × seconds per step + epoch ends × seconds per epoch
 end (validation, checkpoint) + final files. The steps follow the task's own rule
-(``optim.total_steps``: its epochs, at least ``train.min_steps``), so the estimate describes
-the command it recommends, which states the epochs explicitly.
+(``optim.total_steps``: its epochs, cut by ``train.step_budget``, at least
+``train.min_steps``), so the estimate describes the command it recommends, which states the
+resulting epochs explicitly.
 """
 
 from __future__ import annotations
@@ -105,12 +106,15 @@ def earliest_stop(per_epoch: int, total: int, patience: int) -> int:
 
 
 def planned_epochs(train: TrainConfig, per_epoch: int) -> float:
-    """The passes the task's defaults give this data: its epochs, or more where the data is
-    small and ``train.min_steps`` sets the length (intent: 100 steps), written as epochs
-    (rounded down: the run still takes its min_steps) so the command states them."""
+    """The passes the task's defaults give this data, written as epochs so the command
+    states them: more than ``train.epochs`` where the data is small and ``train.min_steps``
+    sets the length (intent: 100 steps; rounded down, the run still takes its min_steps),
+    fewer where ``train.step_budget`` cuts long epochs (intent: BANKING77's 4 → 2). Epochs
+    the user states are never cut by the budget (``Task.resolve``), so the command must
+    state the cut length itself."""
     from ..optim import total_steps
 
-    return max(train.epochs, math.floor(total_steps(per_epoch, train) / per_epoch * 100) / 100)
+    return math.floor(total_steps(per_epoch, train) / per_epoch * 100) / 100
 
 
 def fit_to_budget(estimate: Estimate, train: TrainConfig, budget: float) -> TrainConfig:

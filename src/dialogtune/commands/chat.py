@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .common import PICKLE_HELP, PRECISION_HELP, TRUST_HELP, load_policy
+from .common import PICKLE_HELP, PRECISION_HELP, TRUST_HELP, checked_precision, load_policy
 
 HELP = "Commands: /reset clears the conversation, /exit quits."
 
@@ -21,7 +21,8 @@ def chat(
     top_p: float = typer.Option(0.9, "--top-p"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
-    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP,
+                                   callback=checked_precision),
 ) -> None:
     """Talk to a model in the terminal: streamed replies, multi-turn memory."""
     from ..inference.dialogue import ChatSession
@@ -57,7 +58,8 @@ def generate(
     seed: Optional[int] = typer.Option(None, "--seed"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=PICKLE_HELP),
-    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP,
+                                   callback=checked_precision),
 ) -> None:
     """Reply to each record's conversation; writes it back with the reply appended."""
     from ..inference.dialogue import generate_replies

@@ -9,6 +9,18 @@ BACKEND_HELP = ("Intent and NLU runs: 'torch', or 'onnx' to read RUN's ONNX expo
 PRECISION_HELP = ("Chat models' weights: 'auto' (bf16 where this machine's bf16 matmuls are at "
                   "least 2x float32's, as on CPUs with AMX; float32 elsewhere), 'fp32' or "
                   "'bf16'.")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def checked_precision(value: str) -> str:
+    """``--precision`` checked when parsed, before any model is loaded."""
+    import typer
+
+    if value not in PRECISIONS:
+        raise typer.BadParameter(f"{value!r}: expected one of {', '.join(PRECISIONS)}")
+    return value
+
+
 TOOLS_HELP = ("JSON file of tools (an OpenAI 'tools' list or function objects) for the "
               "dialogues that have none of their own.")
 

@@ -10,29 +10,29 @@ from typing import Optional
 import typer
 
 from ..errors import DialogtuneError
-from .common import BACKEND_HELP, PICKLE_HELP, PRECISION_HELP
+from .common import BACKEND_HELP, PICKLE_HELP, PRECISION_HELP, checked_precision
 
 API_KEY_ENV = "DIALOGTUNE_API_KEY"
 log = logging.getLogger("dialogtune")
+CHAT_HELP = ("A chat run, a model folder or an alias (smollm2). Repeat it to serve several: "
+             "a request's 'model' picks one (the first: the default).")
+API_KEY_HELP = (f"Require 'Authorization: Bearer KEY' on /v1. Prefer the {API_KEY_ENV} "
+                "environment variable: a command line is visible to every user (ps).")
+HOSTS_HELP = ("Comma list of Host names to answer besides localhost and --host "
+              "('*.example.com' for subdomains, '*' for any); guards against DNS rebinding.")
+THREADS_HELP = ("torch threads generating chat replies (default: the cores other processes "
+                "leave idle, re-measured every few seconds).")
 
 
 def serve(
     intent: Optional[Path] = typer.Option(None, "--intent", help="A trained intent run."),
-    chat: Optional[list[str]] = typer.Option(
-        None, "--chat", help="A chat run, a model folder or an alias (smollm2). Repeat it to "
-                             "serve several: a request's 'model' picks one (the first: the "
-                             "default)."),
+    chat: Optional[list[str]] = typer.Option(None, "--chat", help=CHAT_HELP),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (localhost only "
                              "by default)."),
     port: int = typer.Option(8000, "--port"),
-    api_key: Optional[str] = typer.Option(
-        None, "--api-key", envvar=API_KEY_ENV,
-        help=f"Require 'Authorization: Bearer KEY' on /v1. Prefer the {API_KEY_ENV} "
-             "environment variable: a command line is visible to every user (ps)."),
-    allowed_hosts: Optional[str] = typer.Option(
-        None, "--allowed-hosts",
-        help="Comma list of Host names to answer besides localhost and --host "
-             "('*.example.com' for subdomains, '*' for any); guards against DNS rebinding."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar=API_KEY_ENV,
+                                          help=API_KEY_HELP),
+    allowed_hosts: Optional[str] = typer.Option(None, "--allowed-hosts", help=HOSTS_HELP),
     log_db: Optional[Path] = typer.Option(None, "--log-db", help="SQLite log of exchanges."),
     oos_threshold: Optional[float] = typer.Option(
         None, "--oos-threshold",
@@ -51,10 +51,10 @@ def serve(
     backend: str = typer.Option("torch", "--backend", help="For --intent: " + BACKEND_HELP),
     generation_batch: int = typer.Option(8, "--generation-batch", help="Chat replies decoded "
                                          "together, one forward pass a step; 1: one at a time."),
-    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
-    generation_threads: Optional[int] = typer.Option(
-        None, "--generation-threads", help="torch threads generating chat replies (default: "
-        "the cores other processes leave idle, re-measured every few seconds)."),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP,
+                                   callback=checked_precision),
+    generation_threads: Optional[int] = typer.Option(None, "--generation-threads",
+                                                     help=THREADS_HELP),
 ) -> None:
     """Serve intent and/or chat models over HTTP, with a web chat at / (Ctrl+C stops;
     SIGHUP reloads the chat models, in-flight replies finishing on the old weights)."""

@@ -80,7 +80,7 @@ def _model_mask(model: nn.Module, allowed: torch.Tensor) -> torch.Tensor:
     if getattr(config, "_attn_implementation", "sdpa") in ("sdpa", "flex_attention"):
         return allowed
     dtype = next(unwrap(model).parameters()).dtype
-    return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+    return torch.zeros_like(allowed, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
 
 
 def shares_context(model: nn.Module) -> bool:

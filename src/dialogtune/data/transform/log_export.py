@@ -10,8 +10,9 @@ corrected reply replaces words and calls alike).
 Preference data (``preference``): a corrected reply becomes a pair (chosen = the
 correction, rejected = what the bot said); a thumbs up or down without a correction becomes
 an unpaired KTO row (``completion`` + ``label``); unrated exchanges are left out.
-``reviewed_only`` keeps just what a person vouched for (a thumbs-up or a correction): the
-safe input for retraining, since unreviewed replies are the model's own guesses.
+``reviewed_only`` keeps just what a person vouched for (a thumbs-up or a correction, and for
+preference a thumbs-down too): the safe input for retraining, since unreviewed replies are
+the model's own guesses.
 """
 
 from __future__ import annotations
@@ -116,11 +117,13 @@ def nlu_example(item: Reviewed) -> dict | None:
 def is_reviewed(item: Reviewed, fmt: str) -> bool:
     """True when a person vouched for what ``fmt`` trains on: a thumbs-up, or a correction
     of that very field (the reply for chat, the intent for intent, intent or slots for
-    nlu)."""
+    nlu). For preference a thumbs-down counts too: it is a person's verdict, the negative
+    KTO row it becomes."""
     corrected = {"chat": item.corrected_reply, "preference": item.corrected_reply,
                  "intent": item.corrected_intent,
                  "nlu": item.corrected_intent or item.corrected_slots is not None}[fmt]
-    return item.rating == "up" or bool(corrected)
+    rated = ("up", "down") if fmt == "preference" else ("up",)
+    return item.rating in rated or bool(corrected)
 
 
 def export_logs(db: str | Path, output: str | Path, fmt: str = "chat",
