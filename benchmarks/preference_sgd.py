@@ -153,7 +153,8 @@ def run_trl(args) -> dict:
     from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer
 
-    from dialogtune.inference.chat import ChatPredictor, load_chat_run
+    from dialogtune.inference.chat import ChatPredictor
+    from dialogtune.inference.chat_run import load_chat_run
     from dialogtune.precision import resolve_precision
 
     model, tokenizer, _, _ = load_chat_run(args.workdir / "sft", merge=True)

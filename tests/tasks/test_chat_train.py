@@ -15,7 +15,8 @@ from dialogtune.config import StrategyConfig, TrainConfig, load_config
 from dialogtune.data.encode.chat import encode_dialogues
 from dialogtune.data.encode.chat_batches import lm_batches
 from dialogtune.data.formats import read_dialogues
-from dialogtune.inference.chat import ChatPredictor, load_chat_run
+from dialogtune.inference.chat import ChatPredictor
+from dialogtune.inference.chat_run import load_chat_run
 from dialogtune.inference.generation import decode
 from dialogtune.models.lm import lm_loss
 from dialogtune.models.loading import load_causal_lm

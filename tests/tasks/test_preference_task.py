@@ -17,7 +17,8 @@ from dialogtune.config import StrategyConfig, load_config
 from dialogtune.data.encode.preference import collate_preferences, encode_preferences
 from dialogtune.data.formats.preference import read_preferences
 from dialogtune.errors import ConfigError, DataError, DialogtuneError
-from dialogtune.inference.chat import ChatPredictor, load_chat_run
+from dialogtune.inference.chat import ChatPredictor
+from dialogtune.inference.chat_run import load_chat_run
 from dialogtune.models.loading import load_causal_lm
 from dialogtune.evaluate.preference import score_pairs
 from dialogtune.models.preference import METHODS, reference_logps, sequence_logps

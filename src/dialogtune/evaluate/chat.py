@@ -221,7 +221,7 @@ def evaluate_run_on(run: Path, data: str, output: Path | None, base: bool,
 
 def _evaluate_documents(run: Path, cfg, data: str, output: Path, base: bool, policy) -> dict:
     """Perplexity over document blocks (continued pre-training runs)."""
-    from ..inference.chat import load_chat_run
+    from ..inference.chat_run import load_chat_run
     from ..checkpoint import write_json_atomic
     from ..data.encode.documents import document_blocks
     from ..data.formats import read_documents

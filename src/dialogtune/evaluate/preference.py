@@ -69,7 +69,7 @@ def evaluate_preference(run: Path, data: str, output: Path | None, base: bool, p
     from ..config import read_run_config
     from ..data.encode.preference import encode_preferences
     from ..data.formats.preference import read_preferences
-    from ..inference.chat import load_chat_run
+    from ..inference.chat_run import load_chat_run
     from ..models.loading import LoadPolicy
     from ..models.preference import METHODS
     from ..runs.layout import RunDir

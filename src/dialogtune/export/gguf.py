@@ -97,7 +97,7 @@ def check_gguf(path: Path, model, tokenizer) -> dict:
 
 def export_gguf(run: str | Path, output: str | Path, policy=None) -> dict:
     """Write ``output`` (a .gguf file, or a folder that gets ``model.gguf``) and check it."""
-    from ..inference.chat import load_chat_run
+    from ..inference.chat_run import load_chat_run
     from ..config import read_run_config
     from ..strategies import get_strategy
 

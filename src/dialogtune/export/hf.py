@@ -16,7 +16,7 @@ from pathlib import Path
 from ..checkpoint import write_json_atomic
 from ..data.encode.chat import end_of_turn_ids
 from ..errors import DialogtuneError
-from ..inference.chat import load_chat_run
+from ..inference.chat_run import load_chat_run
 
 
 def _prepare_output(output: Path) -> Path:

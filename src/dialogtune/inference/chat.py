@@ -10,19 +10,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint import load_trainable
-from ..config import RunConfig, read_run_config
 from ..data.encode.chat import end_of_turn_ids, ensure_chat_template, render_prompt_ids
 from ..data.tool_calls import CALL_OPEN, ParsedReply, ToolCall, parse_reply
-from ..errors import DialogtuneError, PromptError
+from ..errors import PromptError
 from ..models.devices import model_device
 from ..models.lm import load_lm
 from ..models.loading import LoadPolicy
 from ..precision import cast_for_inference
 from ..runs.layout import RunDir
-from ..strategies import CAUSAL_LM, apply_strategy, get_strategy
-from ..tasks import get_task
 from .batching import BatchedGenerator, batchable
+from .chat_run import load_chat_run
 from .generation import decode, is_prompt_learning
 from .streaming import StopSignal, cut_at_stop, partial_marker
 from .tool_decoding import (AUTO, CallConstraint, UnsupportedTokenizer, call_constraint,
@@ -31,44 +28,7 @@ from .tool_decoding import (AUTO, CallConstraint, UnsupportedTokenizer, call_con
 log = logging.getLogger("dialogtune")
 GENERATION_THREAD = "dialogtune-generation"  # the name of each generating thread
 NO_LIMIT = 1_000_000  # tokenizers without a known limit report model_max_length ~1e30
-__all__ = ["ChatPredictor", "PromptError", "load_chat_run"]
-
-
-def load_chat_run(run_dir: str | Path, merge: bool = True, policy: LoadPolicy | None = None
-                  ) -> tuple[nn.Module, object, RunConfig, str]:
-    """(model, tokenizer, config, base source) of a trained chat/pretrain run.
-
-    The run stores only what its strategy trained; the base model is rebuilt from
-    ``model.name``, the strategy re-applied and the weights loaded on top. With ``merge``,
-    LoRA/DoRA/IA3 adapters are folded into the base weights (plain, faster model).
-    ``policy`` (the command line's; default: safe) grants remote code or pickle weights,
-    never the run's own config.
-    """
-    run = RunDir(Path(run_dir)).require_trained()
-    cfg = read_run_config(run.path)
-    if get_task(cfg.task).model_kind != CAUSAL_LM:
-        raise DialogtuneError(f"{run.path} is an {cfg.task} run, not a chat model; use "
-                              "'dialogtune predict'")
-    policy = (policy or LoadPolicy()).for_run(cfg, run.path)
-    model, tokenizer, source = load_start(cfg.model.name, policy)
-    model = apply_strategy(model, cfg.strategy, CAUSAL_LM)
-    load_trainable(model, run.weights)
-    if merge and hasattr(model, "merge_and_unload") and get_strategy(cfg.strategy.name).mergeable:
-        model = model.merge_and_unload()
-    return model, tokenizer, cfg, source
-
-
-def load_start(name: str, policy: LoadPolicy) -> tuple[nn.Module, object, str]:
-    """(model, tokenizer, source) a causal-LM run starts from: a model (alias, folder, hub
-    id) or a trained chat run, its weights merged into the base (preference tuning starts
-    from an SFT run; its reference is then the SFT model)."""
-    if not RunDir(Path(name)).is_run():
-        return load_lm(name, policy.trust_remote_code, policy.allow_pickle)
-    model, tokenizer, _, source = load_chat_run(name, merge=True, policy=policy)
-    if hasattr(model, "peft_config"):
-        raise DialogtuneError(f"{name}: its strategy cannot be merged into the model; start "
-                              "from a run trained with lora, dora, ia3 or full")
-    return model, tokenizer, source
+__all__ = ["ChatPredictor", "PromptError"]
 
 
 class ChatPredictor:

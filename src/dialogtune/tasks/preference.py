@@ -21,7 +21,8 @@ from ..data.encode.preference import encode_preferences, preference_batches
 from ..data.formats.preference import read_preferences
 from ..errors import ConfigError, DataError, DialogtuneError
 from ..evaluate.preference import evaluate_preference, validation_metrics
-from ..inference.chat import ChatPredictor, load_start
+from ..inference.chat import ChatPredictor
+from ..inference.chat_run import load_start
 from ..models.loading import LoadPolicy
 from ..models.preference import METHODS, has_reference, preference_loss, shares_context
 from ..strategies import CAUSAL_LM
