@@ -98,13 +98,19 @@ def train_lm(task: Task, encode: Encode, cfg: RunConfig, resume: bool = False,
 
 def _summary(cfg: RunConfig, source: str, data: LMData, result: FitResult, trainable: int,
              total: int, counter: dict, lr: float, pack: bool) -> dict:
-    seconds = max(result.train_seconds, 1e-9)
     return {"task": cfg.task, "model": cfg.model.name, "model_source": source,
             "strategy": cfg.strategy.name, "trainable_parameters": trainable,
             "total_parameters": total, "lr": lr, "batch_layout": "pack" if pack else "pad",
             "train_sequences": len(data.train), "validation_sequences": len(data.validation),
-            "data": data.stats, "steps": result.steps,
-            "train_seconds": round(result.train_seconds, 2),
+            "data": data.stats, **loop_summary(result, counter)}
+
+
+def loop_summary(result: FitResult, counter: dict[str, int]) -> dict:
+    """What the training loop did (shared by the causal-LM tasks' run.json): steps, time,
+    tokens fed and trained (``counter``'s totals) and per second, the best epoch, the
+    precision and the utilisation."""
+    seconds = max(result.train_seconds, 1e-9)
+    return {"steps": result.steps, "train_seconds": round(result.train_seconds, 2),
             "tokens_fed": counter.get("tokens", 0), "tokens_trained": counter.get("trained", 0),
             "tokens_per_second": round(counter.get("tokens", 0) / seconds, 2),
             "trained_tokens_per_second": round(counter.get("trained", 0) / seconds, 2),

@@ -232,16 +232,29 @@ def evaluate_intent_run(run: str | Path, data: str, output: Path | None = None,
                         policy=None, tools: str | None = None, backend: str = "torch") -> dict:
     """``dialogtune eval`` on an intent run: metrics (and plots beside them) on ``data``,
     read by the ``backend`` predictor (``torch``, or ``onnx``: the run's ONNX export)."""
+    def read(cfg: RunConfig) -> list:
+        return read_intents(data, cfg.data.text_column, cfg.data.label_column,
+                            require_labels=1)
+
+    return evaluate_classifier_run(run, read, output, base, tools, oos_threshold, policy,
+                                   backend)
+
+
+def evaluate_classifier_run(run: str | Path, read, output: Path | None, base: bool,
+                            tools: str | None, oos_threshold: float | None, policy,
+                            backend: str, more=None) -> dict:
+    """``eval`` on a classifier run (intent, NLU): refuse the chat-only options, read the
+    data with the run's settings (``read(cfg)``), score intents with the ``backend``
+    predictor, add ``more(predictor, records)`` (NLU: the slot metrics), write the file."""
     if base:
-        raise DialogtuneError("--base applies to chat runs: an intent head starts random")
+        raise DialogtuneError("--base applies to chat runs: a classifier's heads start random")
     if tools:
         raise DialogtuneError("--tools applies to chat runs")
-    cfg = read_run_config(Path(run))
-    records = read_intents(data, cfg.data.text_column, cfg.data.label_column,
-                           require_labels=1)
+    records = read(read_run_config(Path(run)))
     predictor = load_classifier(run, policy, backend)
     out = EvalDir(Path(output).parent) if output else default_eval_dir(run, backend)
     metrics = {**evaluate_intent(predictor, records, out.path, oos_threshold), "backend": backend}
+    metrics.update(more(predictor, records) if more else {})
     write_json_atomic(metrics, Path(output) if output else out.metrics)
     return metrics
 

@@ -18,24 +18,21 @@ from pathlib import Path
 from accelerate.utils import set_seed
 
 from ..checkpoint import write_json_atomic
-from ..config import RunConfig, read_run_config
+from ..config import RunConfig
 from ..data.encode.nlu import nlu_batches
 from ..data.encode.slots import SlotLabelMap
 from ..data.formats.nlu import detect_nlu, read_nlu_examples
 from ..data.quality.checks import rare_label_warnings
-from ..errors import ConfigError, DataError, DialogtuneError
-from ..evaluate.intent import evaluate_intent
+from ..errors import ConfigError, DataError
 from ..evaluate.slots import sentence_accuracy, slot_report, slot_scores
-from ..inference.intent import load_classifier
 from ..inference.nlu import NluPredictor, uses_context
-from ..inference.onnx import default_eval_dir
 from ..models.nlu import load_nlu_model, nlu_loss
-from ..runs.layout import EvalDir
 from ..strategies import CLASSIFIER
 from ..train import Objective, fit
 from .base import Task
 from .intent import DEFAULTS as INTENT_DEFAULTS
 from .intent import (
+    evaluate_classifier_run,
     head_learning_rate,
     intent_validation_metrics,
     split_intent_data,
@@ -159,19 +156,12 @@ def evaluate_nlu_run(run: str | Path, data: str, output: Path | None = None,
     """``dialogtune eval`` on an NLU run: every intent metric, then the slot metrics
     (``slot_f1``, ``slot_precision``, ``slot_recall``, ``sentence_accuracy``,
     ``per_slot``, ``slot_errors``); ``backend`` as for ``evaluate_intent_run``."""
-    if base:
-        raise DialogtuneError("--base applies to chat runs: the NLU heads start random")
-    if tools:
-        raise DialogtuneError("--tools applies to chat runs")
-    cfg = read_run_config(Path(run))
-    records = read_nlu_records(cfg, data)
-    predictor = load_classifier(run, policy, backend)
-    out = EvalDir(Path(output).parent) if output else default_eval_dir(run, backend)
-    metrics = {**evaluate_intent(predictor, records, out.path, oos_threshold), "backend": backend}
-    frames = predictor.frames([r.text for r in records], [r.context for r in records])
-    metrics.update(slot_report(records, frames))
-    write_json_atomic(metrics, Path(output) if output else out.metrics)
-    return metrics
+    def slot_metrics(predictor, records: list) -> dict:
+        frames = predictor.frames([r.text for r in records], [r.context for r in records])
+        return slot_report(records, frames)
+
+    return evaluate_classifier_run(run, lambda cfg: read_nlu_records(cfg, data), output, base,
+                                   tools, oos_threshold, policy, backend, slot_metrics)
 
 
 # Defaults: the intent task's (measured on BANKING77) except the length. The slot head

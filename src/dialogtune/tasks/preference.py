@@ -26,9 +26,9 @@ from ..inference.chat_run import load_start
 from ..models.loading import LoadPolicy
 from ..models.preference import METHODS, has_reference, preference_loss, shares_context
 from ..strategies import CAUSAL_LM
-from ..train import FitResult, Objective, fit
+from ..train import Objective, fit
 from .base import Task
-from .causal_lm import lm_defaults, write_lm_run
+from .causal_lm import lm_defaults, loop_summary, write_lm_run
 from .chat import CHAT_MAX_LENGTH
 from .steps import adapt_model, learning_rate, start_run
 
@@ -100,22 +100,11 @@ def train_preference(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict
                "model_source": source, "strategy": cfg.strategy.name,
                "trainable_parameters": trainable, "total_parameters": total, "lr": lr,
                "data": stats,
-               **_loop_summary(result, counter)}
+               **loop_summary(result, counter),
+               # the tokens the forward ran over: a shared row holds its context once
+               "tokens_computed": counter.get("computed", 0)}
     write_lm_run(run, model, cfg, result, summary, curve_metric="preference_accuracy")
     return summary
-
-
-def _loop_summary(result: FitResult, counter: dict[str, int]) -> dict:
-    """What the training loop did: steps, time, tokens fed (both replies of every pair,
-    context included) and scored per second, the best epoch."""
-    seconds = max(result.train_seconds, 1e-9)
-    return {"steps": result.steps, "train_seconds": round(result.train_seconds, 2),
-            "tokens_fed": counter.get("tokens", 0),
-            "tokens_computed": counter.get("computed", 0),
-            "tokens_per_second": round(counter.get("tokens", 0) / seconds, 2),
-            "trained_tokens_per_second": round(counter.get("trained", 0) / seconds, 2),
-            "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-            "precision": result.precision, **result.utilisation}
 
 
 # 4 records a step: the losses compare replies across a batch (KTO's reference point is the

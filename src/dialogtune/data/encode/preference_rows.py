@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .batching import pad_batch
 from .chat import IGNORE, EncodedDialogue
 
 # Batch keys the model never sees: the loss reads them (models/preference.py).
@@ -88,18 +89,13 @@ def attention(rows: list[Row], width: int) -> torch.Tensor:
 def collate_rows(rows: list[Row], chosen: list[bool], pairs: list[int], pad_id: int
                  ) -> dict[str, torch.Tensor]:
     """The model inputs of ``rows`` (right-padded) and their targets."""
-    width = max(len(row.ids) for row in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    positions = torch.zeros((len(rows), width), dtype=torch.long)
-    for r, row in enumerate(rows):
-        ids[r, :len(row.ids)] = torch.tensor(row.ids)
-        positions[r, :len(row.positions)] = torch.tensor(row.positions)
-    batch = {"input_ids": ids}
+    batch = pad_batch([row.ids for row in rows], pad_id)
     if any(max(row.segments) > 1 for row in rows):  # a shared row: the custom mask
+        width = batch["input_ids"].shape[1]
+        positions = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, row in enumerate(rows):
+            positions[r, :len(row.positions)] = torch.tensor(row.positions)
         batch.update(attention_mask=attention(rows, width), position_ids=positions)
-    else:
-        lengths = torch.tensor([len(row.ids) for row in rows])
-        batch["attention_mask"] = (torch.arange(width)[None, :] < lengths[:, None]).long()
     targets = [(r, *target) for r, row in enumerate(rows) for target in row.targets]
     columns = list(zip(*targets))
     for key, values in zip(TARGET_KEYS, columns):
