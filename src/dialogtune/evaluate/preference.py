@@ -71,7 +71,7 @@ def evaluate_preference(run: Path, data: str, output: Path | None, base: bool, p
     from ..data.formats.preference import read_preferences
     from ..inference.chat_run import load_chat_run
     from ..models.loading import LoadPolicy
-    from ..models.preference import METHODS
+    from ..models.preference import resolved_method
     from ..runs.layout import RunDir
 
     if base or oos_threshold is not None:
@@ -80,8 +80,7 @@ def evaluate_preference(run: Path, data: str, output: Path | None, base: bool, p
     cfg = read_run_config(run)
     policy = (policy or LoadPolicy()).for_run(cfg, run)
     output = Path(output) if output else RunDir(Path(run)).eval.named_metrics("tuned")
-    method = METHODS[cfg.train.method]
-    beta = cfg.train.beta or method.beta
+    method, beta, _ = resolved_method(cfg.train.method, cfg.train.beta, cfg.train.sft_weight)
     records = read_preferences(data, tools or cfg.data.tools).preferences
     paired = [r for r in records if r.paired]
     model, tokenizer, _, _ = load_chat_run(run, merge=False, policy=policy)  # keep the adapter

@@ -128,10 +128,10 @@ def load_classifier(run: str | Path, policy=None, backend: str = "torch"):
     predictor on the run's ONNX export (``inference.onnx``). Other runs are refused in one
     line."""
     from ..tasks import get_task  # the registry only: inference never imports a task
-    from .onnx import check_backend, export_folder, load_onnx_predictor
+    from .onnx import check_backend, load_onnx_predictor
 
-    if check_backend(backend) == "onnx":
-        return load_onnx_predictor(export_folder(run).path)
+    if check_backend(backend) == "onnx":  # it finds the export (RUN, or RUN/onnx) itself
+        return load_onnx_predictor(run)
     if ExportDir(Path(run)).is_export():
         raise DialogtuneError(f"{run}: an ONNX export, not a run; read it with --backend onnx")
     task = get_task(read_run_config(RunDir(Path(run)).require_trained().path).task)

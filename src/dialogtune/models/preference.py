@@ -165,6 +165,16 @@ METHODS = {"dpo": Method("dpo", True, True, 0.1), "kto": Method("kto", True, Fal
 SIMPO_GAMMA_RATIO = 0.5
 
 
+def resolved_method(method: str, beta: float | None, sft_weight: float | None
+                    ) -> tuple[Method, float, float]:
+    """(the method, its β, its SFT weight) from a run's ``train.method`` / ``beta`` /
+    ``sft_weight``, each unset one taking the method's default: what training and
+    evaluation both score with."""
+    chosen = METHODS[method]
+    return (chosen, beta or chosen.beta,
+            chosen.sft_weight if sft_weight is None else sft_weight)
+
+
 def method_loss(method: Method, policy: SequenceScores, reference: SequenceScores | None,
                 beta: float) -> torch.Tensor:
     """The batch's loss under ``method`` (``reference`` None for reference-free methods)."""

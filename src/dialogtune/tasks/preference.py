@@ -24,7 +24,8 @@ from ..evaluate.preference import evaluate_preference, validation_metrics
 from ..inference.chat import ChatPredictor
 from ..inference.chat_run import load_start
 from ..models.loading import LoadPolicy
-from ..models.preference import METHODS, has_reference, preference_loss, shares_context
+from ..models.preference import (has_reference, preference_loss, resolved_method,
+                                 shares_context)
 from ..strategies import CAUSAL_LM
 from ..train import Objective, fit
 from .base import Task
@@ -74,8 +75,8 @@ def encoded_data(cfg: RunConfig, tokenizer, needs_pairs: bool) -> tuple[list, di
 def train_preference(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict:
     """Preference-tune a causal LM; writes the run directory (a chat run)."""
     cfg, run, fingerprint = start_run(TASK, cfg, resume)
-    method = METHODS[cfg.train.method]
-    beta = cfg.train.beta or method.beta
+    method, beta, sft_weight = resolved_method(cfg.train.method, cfg.train.beta,
+                                               cfg.train.sft_weight)
     set_seed(cfg.train.seed)
     policy = LoadPolicy(cfg.model.trust_remote_code, cfg.model.allow_pickle)
     model, tokenizer, source = load_start(cfg.model.name, policy)
@@ -92,7 +93,6 @@ def train_preference(cfg: RunConfig, resume: bool = False, callbacks=()) -> dict
     validate = None if held_out is None else (
         lambda m: validation_metrics(m, held_out, method, beta, pad_id))
     lr = learning_rate(cfg, CAUSAL_LM)
-    sft_weight = method.sft_weight if cfg.train.sft_weight is None else cfg.train.sft_weight
     result = fit(model, batches, preference_loss(method, beta, sft_weight), validate,
                  cfg.train, run.path, lr, None, TASK.objective, resume, callbacks, fingerprint)
     summary = {"task": cfg.task, "method": method.name, "beta": beta,
