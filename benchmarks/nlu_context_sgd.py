@@ -6,6 +6,7 @@ setting, same seed, same split, one scorer.
 reading that question as a second segment pays for its extra tokens.
 ``--compare slot_decoder``: the softmax slot head against the CRF (``model.slot_decoder``),
 measured on SNIPS first; this checks the choice on data it was not chosen on.
+``--against KEY=VALUE ...``: the defaults against any other settings (e.g. a learning rate).
 Prints the CPU model and thread count beside the figures. Usage:
 
     flock /tmp/dialogtune-bench.lock python benchmarks/nlu_context_sgd.py \\
@@ -55,6 +56,8 @@ def main() -> None:
     parser.add_argument("--domains", nargs="+", default=["sgd_banks", "sgd_restaurants"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compare", choices=sorted(COMPARISONS), default="context")
+    parser.add_argument("--against", nargs="+", metavar="KEY=VALUE",
+                        help="instead of --compare: the defaults against these settings")
     parser.add_argument("--seed", type=int, help="train.seed for every run (default: train's)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -62,12 +65,15 @@ def main() -> None:
     results: dict = {"machine": machine(args.threads), "compare": args.compare,
                      "seed": args.seed}
     seed = [f"train.seed={args.seed}"] if args.seed is not None else []
+    variants = ({"default": [], " ".join(args.against): args.against} if args.against
+                else COMPARISONS[args.compare])
+    results["variants"] = variants
     print("machine:", json.dumps(results["machine"]), flush=True)
     work = Path(tempfile.mkdtemp(prefix="bench-nlu-context-"))
     for domain in args.domains:
         results[domain] = {name: run(args.data_root / domain, work / domain / name,
                                      args.threads, seed + settings)
-                           for name, settings in COMPARISONS[args.compare].items()}
+                           for name, settings in variants.items()}
         print(domain, json.dumps(results[domain]), flush=True)
     print(json.dumps(results, indent=2))
     if args.json:

@@ -1,7 +1,10 @@
 """Slot decoding on a trained NLU run: BIO-constrained Viterbi vs plain per-token argmax.
 
 Scores the same run's slot predictions on a test file both ways with the scorer
-``dialogtune eval`` uses, so the choice of decoder rests on a measurement. Usage:
+``dialogtune eval`` uses, so the choice of decoder rests on a measurement. A run trained
+with a CRF (``model.slot_decoder=crf``) gets a third row, its own Viterbi (``crf``); the
+other two then decode the CRF's emissions without its transitions. One forward pass
+feeds every row; ``seconds`` is the forward plus that row's decoding. Usage:
 
     python benchmarks/nlu_decoding.py RUN --data ../shared/data/snips/test.jsonl
 """
@@ -24,28 +27,33 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
+    from dialogtune.data.encode.slots import decode_spans
     from dialogtune.data.records import NluExample, Span
     from dialogtune.evaluate.slots import sentence_accuracy, slot_scores
     from dialogtune.inference.nlu import NluPredictor
-    from dialogtune.models.nlu import predict_slots
+    from dialogtune.models.nlu import read_nlu
     from dialogtune.tasks.nlu import read_nlu_records
 
     torch.set_num_threads(args.threads)
     predictor = NluPredictor.from_run(args.run)
-    cfg = predictor.config
-    records = read_nlu_records(cfg, str(args.data))
+    records = read_nlu_records(predictor.config, str(args.data))
     texts = [r.text for r in records]
+    started = time.perf_counter()
+    read = read_nlu(predictor.model, predictor.tokenizer, texts, predictor.max_length)
+    forward = time.perf_counter() - started
+    rows = {"constrained_viterbi": (True, False), "argmax": (False, False)}
+    if read.paths is not None:
+        rows = {"crf": (True, True), **rows}
     results = {}
-    for constrained in (True, False):
+    for name, (constrained, use_path) in rows.items():
         started = time.perf_counter()
-        probs, slots = predict_slots(predictor.model, predictor.tokenizer, texts,
-                                     predictor.slot_labels, predictor.max_length,
-                                     constrained=constrained)
-        seconds = time.perf_counter() - started
+        slots = [decode_spans(t, p, a, predictor.slot_labels, constrained,
+                              read.paths[i] if use_path else None)
+                 for i, (t, p, a) in enumerate(zip(texts, read.slot_probs, read.alignments))]
+        seconds = forward + time.perf_counter() - started
         frames = [NluExample(t, predictor.labels.labels[int(p.argmax())],
                              tuple(Span(s.slot, s.start, s.end) for s in found))
-                  for t, p, found in zip(texts, probs, slots)]
-        name = "constrained_viterbi" if constrained else "argmax"
+                  for t, p, found in zip(texts, read.intents, slots)]
         results[name] = {**slot_scores(records, frames),
                          "sentence_accuracy": sentence_accuracy(records, frames),
                          "seconds": round(seconds, 2)}
