@@ -235,3 +235,17 @@ def test_each_task_reads_its_own_data_and_names_its_predictor(tmp_path):
     assert get_task("intent").load_predictor == Predictor.from_run
     assert get_task("chat").load_predictor == get_task("pretrain").load_predictor \
         == ChatPredictor.from_run
+
+
+def test_a_relative_model_folder_is_stored_absolute(tmp_path, monkeypatch):
+    """The run's config is read later from elsewhere (predict, serve, a preference run
+    started from this one), where a relative path would point at nothing."""
+    from dialogtune.tasks.steps import absolute_model_path
+
+    (tmp_path / "models" / "mine").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert absolute_model_path("models/mine") == str(tmp_path / "models" / "mine")
+    (tmp_path / "minilm").mkdir()  # a folder named like an alias: the alias still wins
+    assert absolute_model_path("minilm") == "minilm"
+    assert absolute_model_path("org/hub-model") == "org/hub-model"  # no such folder: a hub id
+    assert absolute_model_path(str(tmp_path)) == str(tmp_path)

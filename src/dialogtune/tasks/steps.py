@@ -12,7 +12,7 @@ from ..config import RunConfig, save_config
 from ..data.quality.vocabulary import (REFUSE_SHARE, missing_characters, unknown_message,
                                       unknown_token_report)
 from ..errors import DataError
-from ..models.loading import load_tokenizer, resolve_source
+from ..models.loading import CHAT_ALIASES, ENCODER_ALIASES, load_tokenizer, resolve_source
 from ..models.memory import checkpoint_activations
 from ..runs.fingerprint import check_resume, run_fingerprint
 from ..runs.layout import RunDir
@@ -30,6 +30,7 @@ def start_run(task: Task, cfg: RunConfig, resume: bool) -> tuple[RunConfig, RunD
     ``config.yaml``, so every run can be repeated from its folder.
     """
     cfg = task.resolve(cfg)
+    cfg.model.name = absolute_model_path(cfg.model.name)
     check_settings(cfg.strategy)
     run = RunDir(Path(cfg.output or f"runs/{cfg.task}"))
     fingerprint = run_fingerprint(cfg)
@@ -40,6 +41,17 @@ def start_run(task: Task, cfg: RunConfig, resume: bool) -> tuple[RunConfig, RunD
     run.path.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run.config)
     return cfg, run, fingerprint
+
+
+def absolute_model_path(name: str) -> str:
+    """A model folder or run given as a relative path, made absolute: the run's config is
+    read later from other working directories (``predict``, ``serve``, a preference run
+    started from an SFT run), where the relative path no longer points at it. Aliases and
+    hub ids pass unchanged."""
+    path = Path(name)
+    if name in ENCODER_ALIASES or name in CHAT_ALIASES or path.is_absolute() or not path.exists():
+        return name
+    return str(path.resolve())
 
 
 def extend_vocabulary(cfg: RunConfig, texts: list[str], run: RunDir) -> RunConfig:
