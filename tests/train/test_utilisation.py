@@ -60,6 +60,24 @@ def test_mfu_is_flops_per_second_over_the_measured_peak(monkeypatch):
     assert meter.summary(0.0, 1.0) == {"mfu": None}
 
 
+def test_a_long_run_times_the_peak_again_and_keeps_the_better_figure(monkeypatch):
+    """A peak timed on busy cores reads low and would inflate MFU; the end of a long run
+    times it again (a short run keeps its start figure, timed moments before)."""
+    rates = iter([1000.0, 2000.0, 3000.0, 3300.0])  # start: 512², 2048²; end: the same
+
+    def fake(dtype, device="cpu", size=512, repeats=3):
+        return next(rates)
+
+    monkeypatch.setattr(utilisation, "matmul_gflops", fake)
+    utilisation.matmul_peak.cache_clear()
+    meter = utilisation.FlopMeter("bf16")
+    short = meter.summary(100e9, 1.0)
+    assert short["peak_gflops"] == 2000.0  # timed once, at start
+    long = meter.summary(3300e9 * 60, 120.0)
+    assert long["peak_gflops"] == 3300.0 and long["mfu"] == 0.5
+    utilisation.matmul_peak.cache_clear()
+
+
 def test_the_peak_is_timed_large_unless_that_would_be_slow(monkeypatch):
     sizes: list[int] = []
 
