@@ -209,4 +209,5 @@ def test_the_generating_thread_runs_its_setup_before_every_step(tool_folder):
     assert chat.enable_batching(2, prepare=lambda: calls.append(torch.get_num_threads()))
     reply = chat.stream(user(PROMPTS[0]), max_new_tokens=6)
     pieces = list(reply)
-    assert pieces and len(calls) >= 6  # one per decoding step at least
+    # one per step at least: the step that admits the request decodes tokens 1 and 2
+    assert pieces and len(calls) >= 5
