@@ -2,7 +2,7 @@
 
     flock /tmp/dialogtune-bench.lock python benchmarks/preference_sgd.py \\
         [--data-root ../shared/data] [--limit-train N] [--limit-test N] [--max-steps N]
-        [--trl-max-steps N] [--reuse --workdir DIR] [--sft-weight W]
+        [--trl-max-steps N] [--reuse --workdir DIR] [--sft-weight W] [--systems dialogtune]
         [--dialogtune-set KEY=VALUE ...] [--generate-turns 40] [--threads 2] [--json out.json]
 
 1. ``sft``: ``train --task chat`` on ``sgd_banks_tools/train.jsonl`` (LoRA, the chat task's
@@ -229,25 +229,30 @@ def _value(result: dict, key: str):
 
 
 def report(results: dict) -> str:
-    """A markdown table of the three systems, then the targets' ratios."""
-    rows = ["| | " + " | ".join(SYSTEMS) + " |", "|---|" + "---|" * len(SYSTEMS)]
+    """A markdown table of the systems run, then the targets' ratios."""
+    systems = [s for s in SYSTEMS if s in results]
+    rows = ["| | " + " | ".join(systems) + " |", "|---|" + "---|" * len(systems)]
     for key in ("preference_accuracy", "mean_margin", "hallucinated_value_rate", "perplexity",
                 "bleu", "generated_turns"):
-        cells = [_value(results[s], key) for s in SYSTEMS]
+        cells = [_value(results[s], key) for s in systems]
         rows.append(f"| {key} | " + " | ".join(
             "n/a" if c is None else f"{c:.3f}" if isinstance(c, float) else str(c)
             for c in cells) + " |")
     speed = {s: results[s]["tokens_fed"] / max(results[s]["train_seconds"], 1e-9)
-             for s in SYSTEMS}
-    rows.append("| tokens fed / s | " + " | ".join(f"{speed[s]:.1f}" for s in SYSTEMS) + " |")
+             for s in systems}
+    rows.append("| tokens fed / s | " + " | ".join(f"{speed[s]:.1f}" for s in systems) + " |")
     for key in ("train_seconds", "tokens_fed", "steps", "peak_rss_mib"):
-        rows.append(f"| {key} | " + " | ".join(f"{results[s][key]:.0f}" for s in SYSTEMS) + " |")
-    sft, ours, trl = (results[s] for s in SYSTEMS)
-    rows.append("| precision | " + " | ".join(results[s].get("precision", "?") for s in SYSTEMS) + " |")
+        rows.append(f"| {key} | " + " | ".join(f"{results[s][key]:.0f}" for s in systems) + " |")
+    rows.append("| precision | " + " | ".join(results[s].get("precision", "?") for s in systems) + " |")
+    if "dialogtune" not in results:
+        return "\n".join(rows)
+    sft, ours = results["sft"], results["dialogtune"]
     rows += ["", f"dialogtune computed {ours.get('tokens_computed', 0)} of the {ours['tokens_fed']} "
-             "tokens fed (a pair's context once)",
-             f"dialogtune / TRL tokens per second: {speed['dialogtune'] / max(speed['trl'], 1e-9):.2f}x; "
-             f"peak memory {ours['peak_rss_mib']:.0f} vs {trl['peak_rss_mib']:.0f} MiB"]
+             "tokens fed (a pair's context once)"]
+    if "trl" in results:
+        rows.append(f"dialogtune / TRL tokens per second: "
+                    f"{speed['dialogtune'] / max(speed['trl'], 1e-9):.2f}x; peak memory "
+                    f"{ours['peak_rss_mib']:.0f} vs {results['trl']['peak_rss_mib']:.0f} MiB")
     before, after = _value(sft, "hallucinated_value_rate"), _value(ours, "hallucinated_value_rate")
     if before and after is not None:
         rows.append(f"hallucinated_value_rate: {100 * (before - after) / before:.0f} % lower than SFT")
@@ -277,6 +282,8 @@ def parse(argv):
     parser.add_argument("--dialogtune-set", action="append", default=[], metavar="KEY=VALUE",
                         help="more settings for dialogtune's DPO run (repeatable), e.g. "
                              "train.gradient_checkpointing=true")
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS[1:], default=list(SYSTEMS[1:]),
+                        help="the DPO systems to run (default both; the SFT run always)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
@@ -309,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     results["sft"] = spawn(args, "sft")
     results["pairs"] = make_pairs(args)
     print(json.dumps(results["pairs"]), flush=True)
-    for system in ("dialogtune", "trl"):
+    for system in args.systems:
         results[system] = spawn(args, system)
     print(report(results), flush=True)
     if args.json:
