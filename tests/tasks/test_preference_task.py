@@ -201,6 +201,11 @@ def test_starts_from_a_chat_run_whose_model_is_the_reference(folder, pairs, data
         evaluate_run(sft, str(data), chat_data=str(data))
     with pytest.raises(DialogtuneError, match="--base"):
         evaluate_run(run, str(pairs), base=True)
+    from dialogtune.export.hf import export_run
+
+    with pytest.raises(DialogtuneError, match="trained on that run's merged weights"):
+        export_run(run, tmp_path / "adapter")  # its base would claim the untuned model
+    assert export_run(run, tmp_path / "merged", merge=True)["kind"] == "merged-model"
 
 
 def test_interrupted_preference_run_resumes_to_identical_weights(folder, pairs, tmp_path):

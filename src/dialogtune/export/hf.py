@@ -17,6 +17,7 @@ from ..checkpoint import write_json_atomic
 from ..data.encode.chat import end_of_turn_ids
 from ..errors import DialogtuneError
 from ..inference.chat_run import load_chat_run
+from ..runs.layout import RunDir
 
 
 def _prepare_output(output: Path) -> Path:
@@ -51,7 +52,8 @@ def export_run(run: str | Path, output: str | Path, merge: bool = False,
     from ..config import read_run_config
     from ..strategies import get_strategy
 
-    strategy = get_strategy(read_run_config(Path(run)).strategy.name)
+    cfg_of_run = read_run_config(Path(run))
+    strategy = get_strategy(cfg_of_run.strategy.name)
     if gguf:
         from .gguf import export_gguf
 
@@ -59,8 +61,12 @@ def export_run(run: str | Path, output: str | Path, merge: bool = False,
     if merge and strategy.prompt_learning:
         raise DialogtuneError(f"strategy '{strategy.name}' adds virtual tokens that cannot be "
                               "folded into the weights; export without --merge (adapter folder)")
-    output = _prepare_output(Path(output))
     adapter = not merge and strategy.peft_adapter
+    if adapter and RunDir(Path(cfg_of_run.model.name)).is_run():  # no folder is its base
+        raise DialogtuneError(f"{run} started from the chat run {cfg_of_run.model.name}: its "
+                              "adapter was trained on that run's merged weights, which no "
+                              "model folder holds; export with --merge")
+    output = _prepare_output(Path(output))
     model, tokenizer, cfg, source = load_chat_run(run, merge=not adapter, policy=policy)
     if adapter:
         model.peft_config["default"].base_model_name_or_path = source
