@@ -126,8 +126,9 @@ def start_margin(folder: str, data: Path, method: str) -> float:
 def test_training_raises_the_chosen_minus_rejected_margin(method, folder, pairs, tmp_path):
     run = tmp_path / method
     # ORPO at its default λ 0.1 is mostly chosen-reply SFT, which on these pairs (replies a
-    # number apart) lifts both replies alike in 6 steps: λ 1 tests its odds-ratio term
-    extra = ("train.beta=1.0",) if method == "orpo" else ()
+    # number apart) lifts both replies alike in 6 steps: λ 1 tests its odds-ratio term.
+    # DPO's default SFT term does the same (see the test below): its objective alone here.
+    extra = {"orpo": ("train.beta=1.0",), "dpo": ("train.sft_weight=0",)}.get(method, ())
     summary = train_run(config(run, pairs, folder, method, *extra))
     assert summary["method"] == method and summary["steps"] == 6
     assert summary["data"]["pairs"] == 4
@@ -147,9 +148,10 @@ def chosen_logp(run: Path, data: Path) -> float:
 
 def test_the_sft_term_keeps_the_chosen_replies_likely(folder, pairs, tmp_path):
     # pairs a number apart: DPO alone may push both replies down as the margin grows
-    plain = train_run(config(tmp_path / "dpo", pairs, folder, "dpo"))
-    rpo = train_run(config(tmp_path / "rpo", pairs, folder, "dpo", "train.sft_weight=1.0"))
-    assert (plain["sft_weight"], rpo["sft_weight"]) == (METHODS["dpo"].sft_weight, 1.0)
+    plain = train_run(config(tmp_path / "dpo", pairs, folder, "dpo", "train.sft_weight=0"))
+    rpo = train_run(config(tmp_path / "rpo", pairs, folder, "dpo"))  # DPO's default: 1.0
+    assert (plain["sft_weight"], rpo["sft_weight"]) == (0.0, METHODS["dpo"].sft_weight)
+    assert METHODS["dpo"].sft_weight == 1.0
     assert chosen_logp(tmp_path / "rpo", pairs) > chosen_logp(tmp_path / "dpo", pairs)
     # the margin still grows, if more slowly: the NLL pulls both replies (a number apart) up
     assert evaluate_run(tmp_path / "rpo", str(pairs))["mean_margin"] > 0
