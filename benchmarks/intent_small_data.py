@@ -4,7 +4,9 @@ Samples ``k`` training utterances per intent (several ``k``, several seeds), tra
 default command and with variants given as ``--set`` overrides, and scores each run on the
 full BANKING77 test set (3,080 utterances), so the choice between holding out a validation
 split (best-epoch selection, out-of-scope calibration) and training on every example rests
-on a test set large enough to tell them apart.
+on a test set large enough to tell them apart. The variant ``setfit (peer)`` runs the
+SetFit library's recipe on the same split instead (``benchmarks/setfit_peer.py``; needs
+``pip install -e .[bench]``).
 
 Usage: ``python benchmarks/intent_small_data.py [--k 10 25] [--seeds 1 2 3]
 [--variants NAME ...] [--set key=value ...] [--json out.json]`` (take the benchmark lock:
@@ -18,6 +20,7 @@ import csv
 import json
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,7 +31,9 @@ from machine import machine  # noqa: E402
 
 COSINE = ["model.head=cosine", "model.head_init=prototypes"]
 VARIANTS = {
-    "hold-out 10% (default)": [],
+    # the default holds out 10 % from 8 utterances per intent up and trains on all below
+    "default": [],
+    "hold-out 10%": ["data.val_fraction=0.1"],
     "all data, last epoch": ["data.val_fraction=0"],
     "linear head from prototypes": ["model.head_init=prototypes"],
     "cosine head from prototypes": COSINE,
@@ -39,7 +44,9 @@ VARIANTS = {
     "contrastive 0.1, runs of 4": ["train.contrastive_weight=0.1", "train.examples_per_label=4"],
     "contrastive 0.5, runs of 4": ["train.contrastive_weight=0.5", "train.examples_per_label=4"],
 }
-FIRST_STUDY = ["hold-out 10% (default)", "all data, last epoch"]
+# the few-shot peer (benchmarks/setfit_peer.py: the setfit library's recipe on MiniLM)
+SETFIT_PEER = "setfit (peer)"
+FIRST_STUDY = ["hold-out 10%", "all data, last epoch"]
 
 
 def rows_by_intent(source: Path) -> dict[str, list[dict]]:
@@ -77,6 +84,14 @@ def write_subset(source: Path, target: Path, per_intent: int, seed: int) -> int:
     return len(picked)
 
 
+def run_setfit_peer(subset: Path, seed: int) -> dict:
+    """SetFit's default recipe on the same split, in its own process (its memory apart)."""
+    script = Path(__file__).resolve().parent / "setfit_peer.py"
+    done = subprocess.run([sys.executable, str(script), str(subset), "--seed", str(seed)],
+                          check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def summarize(results: list[dict]) -> list[dict]:
     """Mean and spread of test accuracy / macro-F1 per (k, variant)."""
     groups: dict[tuple, list[dict]] = {}
@@ -98,8 +113,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--k", type=int, nargs="+", default=[10, 25])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--variants", nargs="+", default=FIRST_STUDY, choices=list(VARIANTS),
-                        metavar="VARIANT", help=f"of: {'; '.join(VARIANTS)}")
+    parser.add_argument("--variants", nargs="+", default=FIRST_STUDY,
+                        choices=[*VARIANTS, SETFIT_PEER], metavar="VARIANT",
+                        help=f"of: {'; '.join([*VARIANTS, SETFIT_PEER])}")
     parser.add_argument("--set", nargs="*", default=[], dest="overrides",
                         help="extra key=value settings for every run")
     parser.add_argument("--json", type=Path)
@@ -113,8 +129,9 @@ def main() -> None:
                 examples = write_subset(args.data, subset, k, seed)
                 for variant in args.variants:
                     out = subset / f"run-{len(results)}"
-                    extra = [f"train.seed={seed}", *VARIANTS[variant], *args.overrides]
-                    row = run_dialogtune(subset, out, [a for o in extra for a in ("--set", o)])
+                    extra = [f"train.seed={seed}", *VARIANTS.get(variant, []), *args.overrides]
+                    row = (run_setfit_peer(subset, seed) if variant == SETFIT_PEER else
+                           run_dialogtune(subset, out, [a for o in extra for a in ("--set", o)]))
                     row.update(k=k, seed=seed, variant=variant, train_examples=examples)
                     results.append(row)
                     print(json.dumps(row), flush=True)
