@@ -19,6 +19,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+# the share of the training data held out for validation unless data.val_fraction says
+DEFAULT_VAL_FRACTION = 0.1
+
+
 class DataConfig(_Section):
     train: str | None = None
     eval: str | None = None
@@ -27,7 +31,9 @@ class DataConfig(_Section):
     tools: str | None = None
     text_column: str | None = None
     label_column: str | None = None
-    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)  # 0: train on every example
+    # the share held out for validation; 0: train on every example. None: 0.1, except that
+    # intent runs on fewer than 8 utterances per intent train on all (tasks/intent.py)
+    val_fraction: float | None = Field(None, ge=0.0, lt=1.0)
     # the validation split's seed; None: train.seed. ``compare`` and ``curve`` fix it so
     # every cell, whatever its training seed, holds out the same validation examples.
     split_seed: int | None = None

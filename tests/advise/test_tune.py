@@ -12,6 +12,7 @@ import yaml
 from dialogtune.advise.tune import open_study, tune
 from dialogtune.cli import main
 from dialogtune.tasks import get_task
+from helpers import INTENT_EXAMPLES, write_intent_csv
 
 # tiny BERT, 24 utterances (6 held out), batch 6 or 12, at most 4 epochs: about a second a trial
 FIXED = ["data.val_fraction=0.25", "train.min_steps=0"]
@@ -98,3 +99,17 @@ def test_no_validation_is_a_one_line_error(tiny_bert, intent_csv, tmp_path, caps
         "error: tune needs a validation score each epoch: give --eval-data or keep "
         "data.val_fraction above 0"]
     assert not (tmp_path / "t" / "trials").exists()  # refused before any training
+
+
+def test_trials_on_few_utterances_per_intent_still_hold_out_a_split(tiny_bert, tmp_path,
+                                                                     one_thread):
+    """Below 8 per intent an intent run trains on everything by default; a trial must not,
+    or it would have no validation score to report."""
+    few = {label: texts[:4] for label, texts in INTENT_EXAMPLES.items()}
+    data = write_intent_csv(tmp_path / "few.csv", few)
+    summary = tune("intent", str(data), 1, tmp_path / "t",
+                   overrides=["train.min_steps=0", f"model.name={tiny_bert}",
+                              "train.batch_size=6"])
+    assert summary["trials"][0]["state"] == "COMPLETE"
+    run = json.loads((tmp_path / "t" / "trials" / "0" / "run.json").read_text())
+    assert run["validation_examples"] == len(few)

@@ -162,18 +162,37 @@ def test_training_on_every_example(tiny_bert, intent_csv, tmp_path, capsys):
     assert result["out_of_scope"] is False and result["intents"][0]["intent"] in INTENT_EXAMPLES
 
 
+def few_per_intent(tmp_path, count: int, *overrides: str):
+    """An intent config on the first ``count`` example utterances of each intent."""
+    few = {label: texts[:count] for label, texts in INTENT_EXAMPLES.items()}
+    path = write_intent_csv(tmp_path / f"few{count}.csv", few)
+    return load_config(None, list(overrides), **{"data.train": str(path), "task": "intent"})
+
+
+@pytest.mark.parametrize("count, held_out", [(4, False), (7, False), (8, True)])
+def test_below_eight_per_intent_the_default_trains_on_every_example(tmp_path, caplog, count,
+                                                                    held_out):
+    with caplog.at_level(logging.WARNING, logger="dialogtune"):
+        data = load_intent_data(few_per_intent(tmp_path, count))
+    assert bool(data.validation) == held_out
+    assert len(data.train) + len(data.validation) == count * len(INTENT_EXAMPLES)
+    said = [r.getMessage() for r in caplog.records if "training on all of them" in r.getMessage()]
+    assert bool(said) != held_out
+    assert not said or said[0].startswith(f"{count:.1f} utterances per intent")
+
+
 def test_large_hold_out_share_advises_training_on_all_data(tmp_path, caplog):
-    """4 utterances an intent: the split holds out 1 in 4, and the log says what that costs."""
-    few = {label: texts[:4] for label, texts in INTENT_EXAMPLES.items()}
-    path = write_intent_csv(tmp_path / "few.csv", few)
-    cfg = load_config(None, [], **{"data.train": str(path), "task": "intent"})
+    """4 utterances an intent with a split asked for: it holds out 1 in 4, and the log says
+    what that costs; with val_fraction=0 nothing is held out and nothing said."""
     with caplog.at_level(logging.WARNING, logger="dialogtune"):
-        data = load_intent_data(cfg)
-    assert len(data.validation) == len(few)
+        data = load_intent_data(few_per_intent(tmp_path, 4, "data.val_fraction=0.1"))
+    intents = len(INTENT_EXAMPLES)
+    assert len(data.validation) == intents
     advice = [r.getMessage() for r in caplog.records if "val_fraction=0" in r.getMessage()]
-    assert advice and f"holds out {len(few)} of {4 * len(few)}" in advice[0]
+    assert advice and f"holds out {intents} of {4 * intents}" in advice[0]
     caplog.clear()
-    cfg = load_config(None, ["data.val_fraction=0"], **{"data.train": str(path), "task": "intent"})
     with caplog.at_level(logging.WARNING, logger="dialogtune"):
-        assert load_intent_data(cfg).validation == []
+        assert load_intent_data(few_per_intent(tmp_path, 4, "data.val_fraction=0")
+                                ).validation == []
     assert not [r for r in caplog.records if "val_fraction=0" in r.getMessage()]
+    assert not [r for r in caplog.records if "training on all of them" in r.getMessage()]

@@ -16,7 +16,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import RunConfig, load_config
+from ..config import DEFAULT_VAL_FRACTION, RunConfig, load_config
 from ..errors import ConfigError, DialogtuneError
 from ..runs.layout import RunDir
 from ..train import EpochEnd, Objective, StopTraining
@@ -99,6 +99,10 @@ def tune(task_name: str, data: str, trials: int, output: Path, storage: str | No
                        **{"data.train": data, "data.eval": eval_data})
     if not base.data.eval and base.resolved().data.val_fraction == 0:
         raise ConfigError(NO_VALIDATION)
+    if not base.data.eval and base.data.val_fraction is None:
+        # a trial is scored on its validation split, however little the data (intent runs
+        # below 8 utterances per intent would otherwise train on everything)
+        base.data.val_fraction = DEFAULT_VAL_FRACTION
     output.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{output / 'tune.db'}"
     study = open_study(storage, study_name or output.resolve().name, task.objective, seed,
